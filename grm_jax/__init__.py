@@ -1,0 +1,1 @@
+"""GRM (Generalized Relation Modeling, CVPR 2023) in JAX/Flax."""

@@ -1,0 +1,1 @@
+"""Shared core of the tracking library: boxes, crops, data, training loop, evaluation."""

@@ -1,0 +1,1 @@
+"""Datasets: sequences in memory or on disk, benchmark readers, the training input pipeline."""
