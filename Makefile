@@ -1,0 +1,30 @@
+# One-command entry points. The environment lives in .venv/ at the repository root.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= work/demo
+
+.PHONY: install demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Train GRM-tiny on the embedded synthetic dataset, evaluate it against a static box and the
+# untrained model, print the table and write success/precision plots into $(WORKDIR).
+demo: install
+	$(PY) demo.py --workdir $(WORKDIR)
+
+test: install
+	$(PY) -m pytest -q -ra
+
+bench: install
+	$(PY) benchmarks/grm_latency.py
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf $(VENV) work
