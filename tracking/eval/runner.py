@@ -1,0 +1,231 @@
+"""Runs a tracker over a benchmark's sequences, writes result files, scores them from disk.
+
+`evaluate_tracker` is restartable: a sequence whose result file is already complete is skipped,
+every other one is written (atomically) as soon as it finishes, and a sequence that raises is
+reported without stopping the others. Scores are always computed from the files on disk, so a
+restarted run scores every finished sequence. `score_results` scores existing result folders
+(ours or other trackers' raw results) without running anything.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import os
+import re
+from typing import Callable, Sequence as Seq
+
+import numpy as np
+import tqdm
+
+from tracking.data.sequence import Sequence
+from tracking.eval import metrics as metrics_lib
+from tracking.eval import results as results_lib
+from tracking.tracker import Tracker, run_sequence
+
+logger = logging.getLogger(__name__)
+
+BENCHMARKS = ('otb', 'lasot', 'got10k', 'trackingnet', 'uav123', 'nfs', 'vot', 'synthetic')
+
+# Folder under `<out>/results/` per benchmark, as the official toolkits name the data sets.
+RESULT_FOLDERS = {
+    'otb': 'OTB100', 'lasot': 'LaSOT', 'got10k': 'GOT-10k', 'trackingnet': 'TrackingNet',
+    'uav123': 'UAV123', 'nfs': 'NFS30', 'vot': 'VOT', 'synthetic': 'Synthetic',
+}
+
+# Where results of benchmarks with withheld ground truth are scored.
+SUBMISSION_SERVERS = {
+    'got10k': 'the GOT-10k evaluation server, http://got-10k.aitestunion.com/ (upload the zip)',
+    'trackingnet': 'the TrackingNet evaluation server on eval.ai (see https://tracking-net.org; '
+                   'upload the flat zip of <seq>.txt files)',
+}
+
+_ALIASES = {'otb100': 'otb', 'otb2015': 'otb', 'uav': 'uav123', 'nfs30': 'nfs'}
+
+
+def canonical_benchmark(name: str) -> str:
+    """'OTB2015' -> 'otb', 'GOT-10k' -> 'got10k', 'vot2018' -> 'vot'.
+
+    Raises ValueError listing the known benchmarks for an unknown name.
+    """
+    key = name.lower().replace('-', '').replace('_', '')
+    key = 'vot' if re.fullmatch(r'vot20\d\d', key) else _ALIASES.get(key, key)
+    if key not in BENCHMARKS:
+        raise ValueError(f'unknown benchmark {name!r}; known benchmarks: {", ".join(BENCHMARKS)}')
+    return key
+
+
+def protocol_benchmark(benchmark: str) -> str:
+    """The benchmark whose result layout and metrics are used for `benchmark`.
+
+    VOT's reset-based protocol (A/R/EAO) is not implemented: VOT sequences are run and scored
+    one-pass like OTB (AUC / precision), which is what `vot` maps to here.
+    """
+    key = canonical_benchmark(benchmark)
+    return 'otb' if key == 'vot' else key
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceFailure:
+    """A sequence that could not be run or scored."""
+    name: str
+    error: str
+
+    def __str__(self) -> str:
+        return f'{self.name}: {self.error}'
+
+
+def has_public_ground_truth(sequence: Sequence) -> bool:
+    """False when only the frame-0 box is known (GOT-10k test, TrackingNet test)."""
+    return len(sequence) < 2 or not np.all(np.isnan(sequence.boxes[1:]))
+
+
+def _metric_inputs(sequence: Sequence) -> dict:
+    """Keyword inputs of the metric functions that a Sequence provides."""
+    inputs = {'visible': sequence.visible}
+    if 'cover' in sequence.extra:
+        inputs['cover'] = sequence.extra['cover']
+    if 'image_size' in sequence.extra:
+        inputs['image_wh'] = sequence.extra['image_size']
+    return inputs
+
+
+def score_sequences(read_boxes: Callable[[Sequence], np.ndarray | None], sequences: Seq[Sequence],
+                    benchmark: str) -> tuple[dict, dict | None, list[SequenceFailure], list[str]]:
+    """Scores the result boxes of one tracker.
+
+    read_boxes(sequence) -> [T, 4] boxes, or None when the sequence has no result file.
+    Returns (per_sequence {name: metrics dict}, summary dict or None when nothing was scored,
+      failures (unreadable / malformed results), names of sequences without a result).
+    """
+    sequence_fn, summary_fn = metrics_lib.metric_fns(protocol_benchmark(benchmark))
+    accepted = set(list(inspect.signature(sequence_fn).parameters)[2:])
+    per_sequence, failures, missing = {}, [], []
+    for sequence in sequences:
+        try:
+            boxes = read_boxes(sequence)
+            if boxes is None:
+                missing.append(sequence.name)
+                continue
+            extra = {k: v for k, v in _metric_inputs(sequence).items() if k in accepted}
+            per_sequence[sequence.name] = sequence_fn(boxes, sequence.boxes, **extra)
+        except (ValueError, OSError) as e:
+            failures.append(SequenceFailure(sequence.name, f'cannot score results: {e}'))
+    summary = summary_fn(per_sequence) if per_sequence else None
+    return per_sequence, summary, failures, missing
+
+
+def _log_missing(tracker_name: str, missing: list[str]) -> None:
+    if missing:
+        shown = ', '.join(missing[:10]) + (' ...' if len(missing) > 10 else '')
+        logger.warning('%s: %d sequence(s) without results are not scored: %s',
+                       tracker_name, len(missing), shown)
+
+
+def _tracker_names(results_dirs: Seq[str]) -> list[str]:
+    """Folder basenames; a name used twice becomes '<parent>/<basename>'."""
+    paths = [os.path.normpath(os.path.abspath(d)) for d in results_dirs]
+    names = [os.path.basename(p) for p in paths]
+    return [f'{os.path.basename(os.path.dirname(p))}/{n}' if names.count(n) > 1 else n
+            for p, n in zip(paths, names)]
+
+
+def score_results(results_dirs: Seq[str], sequences: Seq[Sequence],
+                  benchmark: str) -> dict[str, tuple[dict, dict]]:
+    """Scores existing result folders without running a tracker.
+
+    results_dirs: tracker folders holding `<seq>.txt` (or GOT-10k `<seq>/<seq>_001.txt`);
+      the tracker name is the folder's basename.
+    Returns {tracker name: (per_sequence {seq: metrics}, summary)}. Sequences without a result
+    file are logged and left out; a tracker with no scorable sequence is logged and left out.
+    Raises FileNotFoundError for a folder that does not exist.
+    """
+    for directory in results_dirs:
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f'results folder not found: {directory}')
+    scored = {}
+    for directory, name in zip(results_dirs, _tracker_names(results_dirs)):
+        def read(sequence, directory=directory):
+            path = results_lib.find_result_file(directory, protocol_benchmark(benchmark),
+                                                sequence.name)
+            return None if path is None else results_lib.read_boxes(path)
+
+        per_sequence, summary, failures, missing = score_sequences(read, sequences, benchmark)
+        for failure in failures:
+            logger.error('%s: %s', name, failure)
+        _log_missing(name, missing)
+        if summary is None:
+            logger.error('%s: no sequence of %s could be scored from %s', name, benchmark,
+                         directory)
+            continue
+        scored[name] = (per_sequence, summary)
+    return scored
+
+
+def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence],
+                     benchmark: str, out_dir: str, tracker_name: str, progress: bool = True
+                     ) -> tuple[dict, dict | None, list[SequenceFailure]]:
+    """Runs a tracker over `sequences`, writing `<out_dir>/<tracker_name>/...` result files.
+
+    tracker_factory: () -> Tracker, called once, and only if some sequence still has to run;
+      the tracker is re-initialised on every sequence. An error raised by the factory propagates.
+    out_dir: the benchmark's results folder (e.g. `<out>/results/OTB100`).
+    Returns (per_sequence {seq: metrics}, summary or None, failures). The summary is None when
+    nothing could be scored, e.g. for test splits without public ground truth (GOT-10k test,
+    TrackingNet test): their results are written and zipped for the evaluation server instead.
+    """
+    layout_benchmark = protocol_benchmark(benchmark)
+    failures: list[SequenceFailure] = []
+    tracker = None
+    todo = [s for s in sequences
+            if not results_lib.is_done(out_dir, layout_benchmark, tracker_name, s.name, len(s))]
+    skipped = len(sequences) - len(todo)
+    if skipped:
+        logger.info('%s: %d of %d sequences already have complete results, skipping them',
+                    tracker_name, skipped, len(sequences))
+    bar = tqdm.tqdm(todo, desc=f'{tracker_name} on {benchmark}', unit='seq', disable=not progress)
+    for sequence in bar:
+        if tracker is None:
+            tracker = tracker_factory()  # Errors here are not a sequence's fault: they propagate.
+        try:
+            boxes, times = run_sequence(tracker, sequence)
+            results_lib.write_sequence(out_dir, layout_benchmark, tracker_name, sequence.name,
+                                       boxes, times)
+        except Exception as e:  # pylint: disable=broad-except; reported, the others still run.
+            failure = SequenceFailure(sequence.name, f'{type(e).__name__}: {e}')
+            logger.error('sequence failed: %s', failure)
+            failures.append(failure)
+            continue
+        fps = metrics_lib.mean_fps(times[1:])
+        logger.info('%s: %d frames, %.1f fps', sequence.name, len(sequence), fps)
+
+    with_gt = [s for s in sequences if has_public_ground_truth(s)]
+    if len(with_gt) < len(sequences):
+        _report_withheld(out_dir, benchmark, tracker_name, len(sequences) - len(with_gt))
+
+    def read(sequence):
+        if not results_lib.is_done(out_dir, layout_benchmark, tracker_name, sequence.name,
+                                   len(sequence)):
+            return None
+        return results_lib.read_sequence(out_dir, layout_benchmark, sequence.name, tracker_name)
+
+    per_sequence, summary, score_failures, missing = score_sequences(read, with_gt, benchmark)
+    failed = {f.name for f in failures}
+    _log_missing(tracker_name, [n for n in missing if n not in failed])
+    for failure in score_failures:
+        logger.error('%s', failure)
+    return per_sequence, summary, failures + score_failures
+
+
+def _report_withheld(out_dir: str, benchmark: str, tracker_name: str, count: int) -> None:
+    """Zips the results for upload and says where to submit them."""
+    key = canonical_benchmark(benchmark)
+    server = SUBMISSION_SERVERS.get(key, "the benchmark's evaluation server")
+    where = os.path.join(out_dir, tracker_name)
+    if key in SUBMISSION_SERVERS:
+        try:
+            where = str(results_lib.zip_results(out_dir, key, tracker_name))
+        except (FileNotFoundError, ValueError) as e:
+            logger.warning('could not zip results: %s', e)
+    logger.warning('%d sequence(s) of %s have no public ground truth after frame 0; they are '
+                   'not scored here. Submit %s to %s.', count, benchmark, where, server)
