@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Sequence as Seq
 
 import numpy as np
 
+from tracking.boxes import polygon_to_xywh
 from tracking.data.sequence import Sequence
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
@@ -662,13 +663,6 @@ def _nfs_entries(root: Path, split: str | None) -> list[tuple[str, Loader]]:
 # --------------------------------------------------------------------------------------------
 # VOT.
 
-def polygons_to_xywh(polygons: np.ndarray) -> np.ndarray:
-    """Axis-aligned bounding boxes of polygons: [T, 2k] (x1, y1, x2, y2, ...) -> [T, 4] xywh."""
-    xs, ys = polygons[:, 0::2], polygons[:, 1::2]
-    x0, y0 = xs.min(axis=1), ys.min(axis=1)
-    return np.stack([x0, y0, xs.max(axis=1) - x0, ys.max(axis=1) - y0], axis=1)
-
-
 def rects_to_polygons(rects: np.ndarray) -> np.ndarray:
     """[T, 4] xywh -> [T, 8] corners (x0,y0, x1,y0, x1,y1, x0,y1)."""
     x0, y0 = rects[:, 0], rects[:, 1]
@@ -712,7 +706,7 @@ def read_vot_sequence(seq_dir: str | os.PathLike) -> Sequence:
     seq_dir = require_dir(seq_dir, 'VOT sequence folder')
     gt_path = seq_dir / 'groundtruth.txt'
     polygons = read_vot_regions(gt_path)
-    boxes = polygons_to_xywh(polygons).astype(np.float32)
+    boxes = polygon_to_xywh(polygons).astype(np.float32)
     frame_dir = seq_dir / 'color' if (seq_dir / 'color').is_dir() else seq_dir
     files = [str(p) for p in _image_files(frame_dir)]
     if len(files) != len(boxes):
@@ -792,5 +786,5 @@ __all__ = ['BENCHMARKS', 'LASOT_TEST_SEQUENCES', 'OTB_FRAME_RANGES', 'UAV123_SPL
            'load_benchmark', 'check_boxes', 'read_number_rows', 'read_flags',
            'read_otb_sequence', 'read_lasot_sequence', 'read_got10k_sequence',
            'read_trackingnet_sequence', 'read_uav123_sequence', 'read_nfs_sequence',
-           'read_vot_sequence', 'read_vot_regions', 'polygons_to_xywh']
+           'read_vot_sequence', 'read_vot_regions']
 
