@@ -1,0 +1,155 @@
+"""Evaluates a tracker on a benchmark, or scores existing result files.
+
+Run a tracker (results under <out>/results/<DS>/<tracker>/, then metrics, table and plots):
+  python eval.py --config configs/grm.py:vitb_256 --checkpoint DIR --benchmark otb \
+      --root /data/OTB100 --out /tmp/eval [--sequences Crossing,Girl] [--tracker_name NAME]
+  python eval.py --baseline static --benchmark otb --root /data/OTB100 --out /tmp/eval
+
+Score existing result folders of one or more trackers (plotted on one figure):
+  python eval.py --benchmark otb --root /data/OTB100 --results runs/a/results/OTB100/grm \
+      --results other/SiamRPN++ --out /tmp/compare
+
+Outputs: <out>/metrics.json, a printed table, <out>/<benchmark>_success.png and
+_precision.png. Finished sequences are skipped on a restart.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from tracking.eval import runner
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Tracker config, e.g. configs/grm.py:vitb_256 (omit to score --results).')
+_CHECKPOINT = flags.DEFINE_string(
+    'checkpoint', None, 'Converted-model directory or training workdir (with --config).')
+_BENCHMARK = flags.DEFINE_string(
+    'benchmark', None, f'One of {", ".join(runner.BENCHMARKS)}.')
+_ROOT = flags.DEFINE_string(
+    'root', '', 'Benchmark root folder (synthetic: TFDS data dir, empty for the default).')
+_SEQUENCES = flags.DEFINE_list('sequences', None, 'Only these sequences (comma-separated).')
+_SPLIT = flags.DEFINE_string(
+    'split', None, 'Benchmark split (lasot test/all, got10k val/test, trackingnet test, '
+    'synthetic train/val/test).')
+_OUT = flags.DEFINE_string('out', None, 'Output folder.')
+_TRACKER_NAME = flags.DEFINE_string(
+    'tracker_name', None, 'Name of the result folder (default: <tracker>_<variant> or the '
+    'baseline name).')
+_RESULTS = flags.DEFINE_multi_string(
+    'results', None, 'Existing result folder of one tracker (repeatable); scores instead of '
+    'running. The tracker name is the folder basename.')
+_BASELINE = flags.DEFINE_enum(
+    'baseline', None, ['static'], 'Run a baseline tracker instead of --config.')
+_PROGRESS = flags.DEFINE_bool('progress', True, 'Show tqdm progress bars.')
+
+
+def _fail(message: str):
+    sys.exit(f'eval.py: error: {message}')
+
+
+def _check_mode() -> str:
+    """'score', 'baseline' or 'config', validating the flag combination."""
+    modes = [name for name, given in (('score', bool(_RESULTS.value)),
+                                      ('baseline', _BASELINE.value is not None),
+                                      ('config', _CONFIG.value is not None)) if given]
+    if len(modes) != 1:
+        given = ', '.join('--results' if m == 'score' else '--' + m for m in modes) or 'none'
+        _fail('give exactly one of --config (with --checkpoint), --baseline or --results '
+              f'(got: {given})')
+    if modes[0] == 'config' and not _CHECKPOINT.value:
+        _fail('--config needs --checkpoint DIR (a converted model or a training workdir)')
+    if not _OUT.value:
+        _fail('--out DIR is required')
+    return modes[0]
+
+
+def _load_sequences(benchmark: str):
+    from tracking.data.benchmarks import load_benchmark
+    root = _ROOT.value or None
+    if root is None and benchmark != 'synthetic':
+        _fail(f'--root is required for benchmark {benchmark}')
+    return load_benchmark(benchmark, root, _SEQUENCES.value or None, _SPLIT.value)
+
+
+def _tracker_factory(mode: str, benchmark: str):
+    """(tracker name, () -> Tracker)."""
+    from tracking import tracker as tracker_lib
+    if mode == 'baseline':
+        return _TRACKER_NAME.value or _BASELINE.value, tracker_lib.StaticTracker
+    config = _CONFIG.value
+    name = _TRACKER_NAME.value or (f'{config.tracker}_{config.variant}' if 'variant' in config
+                                   else config.tracker)
+
+    from tracking.checkpoint import restore_variables
+    try:
+        variables = restore_variables(_CHECKPOINT.value)
+    except FileNotFoundError as e:
+        _fail(f'cannot load --checkpoint: {e}')
+    return name, lambda: tracker_lib.make_tracker(config, variables, benchmark)
+
+
+def _report(benchmark: str, per_sequence: dict, summaries: dict) -> None:
+    from tracking.eval import plots, report
+    out = _OUT.value
+    json_path = report.write_metrics_json(os.path.join(out, 'metrics.json'), per_sequence,
+                                          summaries)
+    print(report.format_table(summaries, benchmark))
+    written = plots.plot_success_precision(summaries, os.path.join(out, benchmark),
+                                           runner.RESULT_FOLDERS[benchmark])
+    print(f'metrics: {json_path}')
+    for path in written:
+        print(f'plot: {path}')
+
+
+def main(argv):
+    if len(argv) > 1:
+        _fail(f'unexpected arguments {argv[1:]}')
+    if not _BENCHMARK.value:
+        _fail(f'--benchmark is required; known benchmarks: {", ".join(runner.BENCHMARKS)}')
+    try:
+        benchmark = runner.canonical_benchmark(_BENCHMARK.value)
+    except ValueError as e:
+        _fail(str(e))
+    mode = _check_mode()
+    logging.getLogger('tracking').setLevel(logging.INFO)
+    if benchmark == 'vot':
+        print('eval.py: note: VOT is run and scored one-pass (AUC/precision); the reset-based '
+              'A/R/EAO protocol is not implemented.')
+    try:
+        sequences = _load_sequences(benchmark)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
+    if not sequences:
+        _fail(f'no sequences found for {benchmark} under {_ROOT.value!r}')
+
+    if mode == 'score':
+        scored = runner.score_results(_RESULTS.value, sequences, benchmark)
+        if not scored:
+            _fail('none of the --results folders could be scored (see the log above)')
+        per_sequence = {name: p for name, (p, _) in scored.items()}
+        summaries = {name: s for name, (_, s) in scored.items()}
+        _report(benchmark, per_sequence, summaries)
+        return
+
+    tracker_name, factory = _tracker_factory(mode, benchmark)
+    results_dir = os.path.join(_OUT.value, 'results', runner.RESULT_FOLDERS[benchmark])
+    per_sequence, summary, failures = runner.evaluate_tracker(
+        factory, sequences, benchmark, results_dir, tracker_name, progress=_PROGRESS.value)
+    print(f'results: {os.path.join(results_dir, tracker_name)}')
+    if summary is not None:
+        _report(benchmark, {tracker_name: per_sequence}, {tracker_name: summary})
+    elif benchmark in runner.SUBMISSION_SERVERS:
+        print(f'{benchmark}: no public ground truth; submit the results in {results_dir} to '
+              f'{runner.SUBMISSION_SERVERS[benchmark]}')
+    if failures:
+        lines = '\n  '.join(str(f) for f in failures)
+        _fail(f'{len(failures)} sequence(s) failed:\n  {lines}')
+
+
+if __name__ == '__main__':
+    app.run(main)

@@ -1,0 +1,159 @@
+"""The `Tracker` protocol, the one-pass sequence runner and the tracker registry.
+
+A tracker is anything with `initialize(frame, box_xywh)` and `track(frame) -> xywh`; the runner
+feeds it the frames of a `Sequence` one at a time (one-pass evaluation, OPE) and records the
+boxes and the wall time spent per frame.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+import tqdm
+
+from tracking.data.sequence import Sequence
+from tracking.images import FrameError
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """A single-object tracker. `initialize` must reset all per-sequence state."""
+
+    def initialize(self, frame: np.ndarray, box_xywh: np.ndarray) -> None:
+        """frame: [H, W, 3] uint8 RGB; box_xywh: [4] (x, y, w, h) in pixels of the target."""
+
+    def track(self, frame: np.ndarray) -> np.ndarray:
+        """frame: [H, W, 3] uint8 RGB. Returns [4] (x, y, w, h) in pixels."""
+
+
+class StaticTracker:
+    """Baseline that predicts the initial box in every frame (a lower bound for any tracker)."""
+
+    def __init__(self):
+        self._box = None
+
+    def initialize(self, frame: np.ndarray, box_xywh: np.ndarray) -> None:
+        self._box = np.asarray(box_xywh, np.float64).copy()
+
+    def track(self, frame: np.ndarray) -> np.ndarray:
+        if self._box is None:
+            raise RuntimeError('StaticTracker.track called before initialize')
+        return self._box.copy()
+
+
+def validate_init_box(sequence: Sequence) -> np.ndarray:
+    """Returns the frame-0 box as [4] float64 (x, y, w, h).
+
+    Raises ValueError naming the sequence if the box is not finite or has a non-positive size.
+    """
+    box = np.asarray(sequence.init_box, np.float64)
+    if not np.all(np.isfinite(box)):
+        raise ValueError(f'sequence {sequence.name}: initial box {box.tolist()} is not finite')
+    if box[2] <= 0 or box[3] <= 0:
+        raise ValueError(f'sequence {sequence.name}: initial box {box.tolist()} has a '
+                         'non-positive width or height')
+    return box
+
+
+def _read_frame(sequence: Sequence, index: int) -> np.ndarray:
+    """sequence.frame(index), with any read error naming the sequence and the frame index."""
+    prefix = f'sequence {sequence.name}, frame {index}'
+    try:
+        return sequence.frame(index)
+    except FrameError as e:
+        if str(e).startswith(prefix):
+            raise
+        raise FrameError(f'{prefix}: {e}') from e
+    except (IndexError, OSError, ValueError) as e:
+        raise FrameError(f'{prefix}: {type(e).__name__}: {e}') from e
+
+
+def _as_box(prediction: Any, sequence: Sequence, index: int) -> np.ndarray:
+    box = np.asarray(prediction, np.float64).reshape(-1)
+    if box.shape != (4,):
+        raise ValueError(f'sequence {sequence.name}, frame {index}: tracker returned shape '
+                         f'{np.shape(prediction)}, expected [4] (x, y, w, h)')
+    return box
+
+
+def run_sequence(tracker: Tracker, sequence: Sequence,
+                 progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Runs `tracker` once over `sequence` (OPE: initialised on frame 0, never reset).
+
+    Returns:
+      boxes: [T, 4] float64 (x, y, w, h) in pixels; row 0 is the initial (ground-truth) box.
+      times: [T] float64 seconds spent in `initialize` (row 0) / `track` (rows 1..T-1), frame
+        decoding excluded.
+    Raises ValueError for a bad initial box and FrameError for unreadable frames, both naming the
+    sequence (and frame).
+    """
+    init_box = validate_init_box(sequence)
+    num_frames = len(sequence)
+    boxes = np.zeros((num_frames, 4), np.float64)
+    times = np.zeros((num_frames,), np.float64)
+
+    frame = _read_frame(sequence, 0)
+    start = time.perf_counter()
+    tracker.initialize(frame, init_box.copy())
+    times[0] = time.perf_counter() - start
+    boxes[0] = init_box
+
+    frames = range(1, num_frames)
+    if progress:
+        frames = tqdm.tqdm(frames, desc=sequence.name, unit='frame', leave=False)
+    for i in frames:
+        frame = _read_frame(sequence, i)
+        start = time.perf_counter()
+        prediction = tracker.track(frame)
+        times[i] = time.perf_counter() - start
+        boxes[i] = _as_box(prediction, sequence, i)
+    return boxes, times
+
+
+# --- registry: config.tracker -> builder(config, variables, benchmark) -> Tracker -------------
+
+TrackerBuilder = Callable[[Any, Any, str], Tracker]
+_BUILDERS: dict[str, TrackerBuilder] = {}
+
+
+def register_tracker(name: str, builder: TrackerBuilder) -> None:
+    """Makes `make_tracker` call `builder(config, variables, benchmark)` for config.tracker name."""
+    _BUILDERS[name] = builder
+
+
+def known_trackers() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def benchmark_threshold(config, benchmark: str) -> float:
+    """config.test.thresholds[benchmark] if set, else config.test.thresholds.default."""
+    thresholds = config.test.thresholds
+    if benchmark in thresholds:
+        return float(thresholds[benchmark])
+    return float(thresholds['default'])
+
+
+def _build_grm(config, variables, benchmark: str) -> Tracker:
+    from grm_jax.tracker import GRMTracker  # Imported lazily: pulls in JAX and the model.
+    return GRMTracker(config, variables, threshold=benchmark_threshold(config, benchmark))
+
+
+def _build_static(config, variables, benchmark: str) -> Tracker:
+    del config, variables, benchmark
+    return StaticTracker()
+
+
+register_tracker('grm', _build_grm)
+register_tracker('static', _build_static)
+
+
+def make_tracker(config, variables, benchmark: str) -> Tracker:
+    """Builds the tracker named by `config.tracker` with its settings for `benchmark`.
+
+    Raises ValueError listing the registered trackers for an unknown name.
+    """
+    name = config.tracker
+    if name not in _BUILDERS:
+        raise ValueError(f'unknown tracker {name!r} (config.tracker); known: {known_trackers()}')
+    return _BUILDERS[name](config, variables, benchmark)
