@@ -1,0 +1,304 @@
+"""Training pairs for one-template trackers: the 'causal' sampler, processing and augmentation.
+
+Sample k of a run is a pure function of (seed, k): attempt a of sample k draws everything from
+`numpy.random.default_rng([seed, k, a])`, and an attempt that is rejected (crop under 1 px, or a
+crop that is all padding, also at the token-grid resolution) moves to attempt a + 1. Batch s
+holds samples s * B ... s * B + B - 1, so a run resumed at step s yields exactly the batches an
+uninterrupted run yields from step s on, and with P processes process p yields rows
+[p B / P, (p + 1) B / P) of every global batch.
+
+Per sample (GRM/OSTrack 'causal' mode, see docs/grm.md / the spec section 5):
+  1. a dataset by ratio; a sequence with > 4 usable frames and >= 20 frames (a one-frame
+     sequence, e.g. a COCO image, is usable when its box is; it gives template = search frame);
+  2. template frame: uniform among usable frames with index < len - 1; search frame: uniform among
+     usable frames in (t, t + max_gap + g) (upper bound excluded), g = 0, 5, 10, ... the smallest
+     that contains one;
+  3. joint augmentation: grey (p = gray_prob) and horizontal flip of both full frames
+     (p = flip_prob);
+  4. per crop: box jitter (size *= exp(N(0, 1) scale_jitter) per w/h; centre += sqrt(w'h')
+     center_jitter U(-0.5, 0.5) per axis), `sample_target` crop, rejection, brightness factor
+     U(1 - b, 1 + b) (clipped to 0..255), horizontal flip of the crop (p = crop_flip_prob).
+Usable frame: finite box with w, h > 0 and (if the sequence says) visible.
+"""
+from __future__ import annotations
+
+import atexit
+import gc
+import logging
+import math
+import weakref
+from typing import Iterator, Sequence as Seq
+
+import cv2
+import numpy as np
+
+from tracking.crops import crop_window, sample_target
+from tracking.data.sequence import Sequence
+from tracking.data.targets import gaussian_heatmap
+
+MIN_SEQUENCE_LENGTH = 20
+MIN_USABLE_FRAMES = 5          # "more than 4 visible frames"
+GAP_INCREASE = 5
+MAX_ATTEMPTS = 100
+
+
+def usable_frames(sequence: Sequence) -> np.ndarray:
+    """[T] bool: the frame has a finite box with w, h > 0 and is visible (if known)."""
+    boxes = sequence.boxes
+    ok = np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    if sequence.visible is not None:
+        ok &= sequence.visible
+    return ok
+
+
+def is_usable(sequence: Sequence, usable: np.ndarray) -> bool:
+    """One-frame sequences (images) need a usable frame; videos >= 20 frames and > 4 usable."""
+    if len(sequence) == 1:
+        return bool(usable[0])
+    return len(sequence) >= MIN_SEQUENCE_LENGTH and int(usable.sum()) >= MIN_USABLE_FRAMES
+
+
+def search_window(template_id: int, later_ids: np.ndarray, max_gap: int) -> np.ndarray:
+    """Usable frame ids in (template_id, template_id + max_gap + g) for the smallest g in 0, 5, ...
+
+    later_ids: sorted usable frame ids > template_id (non-empty).
+    """
+    gap = int(later_ids[0]) - template_id
+    increase = 0 if gap < max_gap else GAP_INCREASE * math.ceil((gap - max_gap + 1) / GAP_INCREASE)
+    return later_ids[later_ids < template_id + max_gap + increase]
+
+
+def jitter_box(rng: np.random.Generator, box_xywh: np.ndarray, center_jitter: float,
+               scale_jitter: float) -> np.ndarray:
+    """[4] float64 jittered (x, y, w, h): size *= exp(N(0,1) scale_jitter) per w/h; centre +=
+    sqrt(w' h') center_jitter U(-0.5, 0.5) per axis."""
+    box = np.asarray(box_xywh, np.float64)
+    size = box[2:] * np.exp(rng.standard_normal(2) * scale_jitter)
+    max_offset = math.sqrt(size[0] * size[1]) * center_jitter
+    centre = box[:2] + 0.5 * box[2:] + max_offset * (rng.random(2) - 0.5)
+    return np.concatenate([centre - 0.5 * size, size])
+
+
+def box_in_crop(box_xywh: np.ndarray, crop_box_xywh: np.ndarray, factor: float) -> np.ndarray:
+    """[4] float32 box as fractions of the `sample_target` crop taken around `crop_box_xywh`.
+
+    The crop covers image pixels [x1, x1 + crop_sz) (see `tracking.crops.crop_window`) and
+    cv2's resize maps image coordinate u to crop coordinate (u - x1) * out / crop_sz, so the
+    normalised box is ((x - x1) / crop_sz, (y - y1) / crop_sz, w / crop_sz, h / crop_sz).
+    """
+    x1, y1, crop_sz = crop_window(crop_box_xywh, factor)
+    box = np.asarray(box_xywh, np.float64)
+    return ((box - np.array([x1, y1, 0, 0])) / crop_sz).astype(np.float32)
+
+
+def _all_padding_on_grid(pad_mask: np.ndarray, grid: int) -> bool:
+    """Nearest downsampling of [S, S] to [grid, grid] (index floor(i S / grid)), all True?"""
+    idx = (np.arange(grid) * pad_mask.shape[0]) // grid
+    return bool(pad_mask[np.ix_(idx, idx)].all())
+
+
+class PairSampler:
+    """Draws template/search training pairs; `sample(k)` is a pure function of (seed, k).
+
+    sequences_per_dataset: one list of Sequences per dataset; ratios: one weight per dataset.
+    data_config: `config.data` (max_gap, *_center_jitter, *_scale_jitter, gray_prob, flip_prob,
+    crop_flip_prob, brightness_jitter). model_config: `config.model` (template_size,
+    search_size, template_factor, search_factor, patch_size).
+    """
+
+    def __init__(self, sequences_per_dataset: Seq[Seq[Sequence]], ratios: Seq[float],
+                 data_config, model_config, seed: int):
+        if len(sequences_per_dataset) != len(ratios):
+            raise ValueError(f'pairs: {len(sequences_per_dataset)} datasets but {len(ratios)} '
+                             f'ratios')
+        self.seed = int(seed)
+        self.data = data_config
+        self.model = model_config
+        self.datasets, weights = [], []
+        for d, (sequences, ratio) in enumerate(zip(sequences_per_dataset, ratios)):
+            if ratio < 0:
+                raise ValueError(f'pairs: negative ratio {ratio} for dataset {d}')
+            kept = []
+            for sequence in sequences:
+                usable = usable_frames(sequence)
+                if is_usable(sequence, usable):
+                    kept.append((sequence, usable))
+            if len(kept) < len(sequences):
+                logging.info('pairs: dataset %d: %d of %d sequences have too few usable frames '
+                             'and are skipped', d, len(sequences) - len(kept), len(sequences))
+            if not kept or ratio == 0:
+                if sequences and ratio > 0:
+                    logging.warning('pairs: dataset %d has no usable sequence (first: %s); it is '
+                                    'skipped', d, sequences[0].name)
+                continue
+            self.datasets.append(kept)
+            weights.append(float(ratio))
+        if not self.datasets:
+            names = [s.name for seqs in sequences_per_dataset for s in seqs][:5]
+            raise ValueError(
+                'pairs: no usable sequence in any dataset (a video needs >= '
+                f'{MIN_SEQUENCE_LENGTH} frames and >= {MIN_USABLE_FRAMES} visible frames with '
+                f'finite positive boxes; an image needs a valid box); sequences seen: {names}')
+        self.probs = np.asarray(weights) / np.sum(weights)
+        self.grids = {'template': model_config.template_size // model_config.patch_size,
+                      'search': model_config.search_size // model_config.patch_size}
+
+    # -- frames ------------------------------------------------------------------------------
+
+    def _frame_ids(self, rng: np.random.Generator, sequence: Sequence, usable: np.ndarray):
+        """(template id, search id) or None when the template has no later usable frame."""
+        if len(sequence) == 1:
+            return 0, 0
+        template_id = int(rng.choice(np.flatnonzero(usable[:-1])))
+        later = np.flatnonzero(usable[template_id + 1:]) + template_id + 1
+        if later.size == 0:
+            return None
+        return template_id, int(rng.choice(search_window(template_id, later,
+                                                          int(self.data.max_gap))))
+
+    def _crop(self, rng: np.random.Generator, image: np.ndarray, box: np.ndarray, kind: str):
+        """One processed crop: (crop uint8 [S, S, 3], box [4] float32 normalised) or None."""
+        data, model = self.data, self.model
+        factor = float(getattr(model, f'{kind}_factor'))
+        out_size = int(getattr(model, f'{kind}_size'))
+        jittered = jitter_box(rng, box, float(getattr(data, f'{kind}_center_jitter')),
+                              float(getattr(data, f'{kind}_scale_jitter')))
+        if not np.all(np.isfinite(jittered)) or \
+                math.ceil(math.sqrt(jittered[2] * jittered[3]) * factor) < 1:
+            return None
+        crop, _, pad_mask = sample_target(image, jittered, factor, out_size)
+        if pad_mask.all() or _all_padding_on_grid(pad_mask, self.grids[kind]):
+            return None
+        box_norm = box_in_crop(box, jittered, factor)
+        b = float(data.brightness_jitter)
+        brightness = rng.uniform(max(0.0, 1.0 - b), 1.0 + b)
+        crop = np.clip(np.rint(crop.astype(np.float32) * brightness), 0, 255).astype(np.uint8)
+        if rng.random() < float(data.crop_flip_prob):
+            crop = crop[:, ::-1]
+            box_norm[0] = 1.0 - box_norm[0] - box_norm[2]
+        return np.ascontiguousarray(crop), box_norm
+
+    def _attempt(self, rng: np.random.Generator):
+        d = int(rng.choice(len(self.datasets), p=self.probs))
+        sequence, usable = self.datasets[d][int(rng.integers(len(self.datasets[d])))]
+        ids = self._frame_ids(rng, sequence, usable)
+        if ids is None:
+            return None
+        images = [sequence.frame(i) for i in ids]
+        boxes = [sequence.boxes[i].astype(np.float64) for i in ids]
+        if rng.random() < float(self.data.gray_prob):
+            images = [np.repeat(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)[..., None], 3, -1)
+                      for im in images]
+        if rng.random() < float(self.data.flip_prob):
+            images = [im[:, ::-1] for im in images]
+            boxes = [np.array([im.shape[1] - b[0] - b[2], b[1], b[2], b[3]])
+                     for im, b in zip(images, boxes)]
+        template = self._crop(rng, images[0], boxes[0], 'template')
+        if template is None:
+            return None
+        search = self._crop(rng, images[1], boxes[1], 'search')
+        if search is None:
+            return None
+        return template, search
+
+    def sample(self, index: int) -> dict:
+        """Sample `index`: template [Ht, Wt, 3] uint8, search [Hs, Ws, 3] uint8, template_box /
+        search_box [4] float32 normalised xywh, heatmap [F, F] float32, index int64."""
+        index = int(index)
+        for attempt in range(MAX_ATTEMPTS):
+            result = self._attempt(np.random.default_rng([self.seed, index, attempt]))
+            if result is not None:
+                (template, template_box), (search, search_box) = result
+                heatmap = gaussian_heatmap(search_box[None], self.grids['search'])[0]
+                return dict(template=template, search=search, template_box=template_box,
+                            search_box=search_box, heatmap=heatmap, index=np.int64(index))
+        raise RuntimeError(f'pairs: sample {index} (seed {self.seed}): every one of '
+                           f'{MAX_ATTEMPTS} attempts was rejected (crops all padding?)')
+
+
+_KEYS = ('template', 'search', 'template_box', 'search_box', 'heatmap', 'index')
+
+
+def train_batches(sequences_per_dataset: Seq[Seq[Sequence]], ratios: Seq[float], data_config,
+                  model_config, global_batch: int, seed: int, start_step: int = 0,
+                  process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
+    """Endless iterator of this process's rows of every global batch, from `start_step` on.
+
+    Yields dicts of numpy arrays with B = global_batch / process_count rows:
+      template [B, Ht, Wt, 3] uint8, search [B, Hs, Ws, 3] uint8, template_box / search_box
+      [B, 4] float32 (x, y, w, h) as fractions of the crop, heatmap [B, F, F] float32
+      (F = search_size // patch_size), index [B] int64 global sample indices.
+    Built with tf.data: a counter -> global sample index -> parallel deterministic map of
+    `PairSampler.sample` through tf.numpy_function -> batch -> prefetch.
+    """
+    import tensorflow as tf
+
+    if global_batch % process_count:
+        raise ValueError(f'pairs: global batch {global_batch} is not divisible by '
+                         f'{process_count} processes')
+    if not 0 <= process_index < process_count:
+        raise ValueError(f'pairs: process_index {process_index} not in [0, {process_count})')
+    sampler = PairSampler(sequences_per_dataset, ratios, data_config, model_config, seed)
+    local = global_batch // process_count
+    t_size, s_size = int(model_config.template_size), int(model_config.search_size)
+    grid = s_size // int(model_config.patch_size)
+    shapes = dict(template=(t_size, t_size, 3), search=(s_size, s_size, 3), template_box=(4,),
+                  search_box=(4,), heatmap=(grid, grid), index=())
+    dtypes = dict(template=tf.uint8, search=tf.uint8, template_box=tf.float32,
+                  search_box=tf.float32, heatmap=tf.float32, index=tf.int64)
+
+    def sample_tuple(index):
+        sample = sampler.sample(int(index))
+        return tuple(sample[k] for k in _KEYS)
+
+    def global_index(i):
+        step = start_step + i // local
+        return step * global_batch + process_index * local + i % local
+
+    def load(index):
+        values = tf.numpy_function(sample_tuple, [index], [dtypes[k] for k in _KEYS],
+                                   stateful=False)
+        return {k: tf.ensure_shape(v, shapes[k]) for k, v in zip(_KEYS, values)}
+
+    dataset = tf.data.Dataset.counter(start=0, dtype=tf.int64).map(global_index)
+    dataset = dataset.map(load, num_parallel_calls=int(data_config.num_parallel_calls),
+                          deterministic=True)
+    dataset = dataset.batch(local, drop_remainder=True).prefetch(int(data_config.prefetch))
+    options = tf.data.Options()
+    options.deterministic = True
+    return BatchIterator(dataset.with_options(options))
+
+
+class BatchIterator:
+    """Iterator over a tf.data pipeline that can be closed, and is closed at interpreter exit.
+
+    tf.data worker threads that run Python (tf.numpy_function) must be stopped before Python
+    shuts down, or the process can hang or abort at exit; `close()` (also called by `atexit`
+    for every iterator still open) drops the TF iterator, which cancels them.
+    """
+
+    def __init__(self, dataset):
+        self._iterator = iter(dataset.as_numpy_iterator())
+        _OPEN_ITERATORS.add(self)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        if self._iterator is None:
+            raise StopIteration
+        return next(self._iterator)
+
+    def close(self) -> None:
+        self._iterator = None
+        _OPEN_ITERATORS.discard(self)
+
+
+_OPEN_ITERATORS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_iterators() -> None:
+    for iterator in list(_OPEN_ITERATORS):
+        iterator.close()
+    gc.collect()
