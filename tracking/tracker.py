@@ -144,7 +144,14 @@ def _build_static(config, variables, benchmark: str) -> Tracker:
     return StaticTracker()
 
 
+def _build_siamrpn(config, variables, benchmark: str) -> Tracker:
+    del benchmark  # pysot's hyper-parameters come from the config variant (VOT or OTB values).
+    from siam.tracker import SiamRPNTracker
+    return SiamRPNTracker(config, variables)
+
+
 register_tracker('grm', _build_grm)
+register_tracker('siamrpn', _build_siamrpn)
 register_tracker('static', _build_static)
 
 

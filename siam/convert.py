@@ -1,0 +1,169 @@
+"""pysot checkpoints (model.pth state_dicts) -> Flax variables of `siam.model.SiamRPN`.
+
+The Flax tree mirrors pysot's module names: a Flax path maps to a PyTorch key by turning a
+trailing `_<digits>` of a module name into `.<digits>` (`layer2_0` -> `layer2.0`,
+`head_3` -> `head.3`) and the leaf names as below. Conv kernels go from (O, I, kh, kw) to
+(kh, kw, I, O). `*.num_batches_tracked` entries are ignored.
+
+CLI: python -m siam.convert IN.pth OUT_DIR --config configs/siamrpn.py:r50_l234
+(IN may also be a .npz of the state_dict; .pth files are read without torch, see
+`load_state_dict`.)
+"""
+from __future__ import annotations
+
+import argparse
+import re
+
+import jax
+import numpy as np
+
+from siam.model import variable_shapes
+from tracking.checkpoint import save_variables
+from tracking.config import load_config
+from tracking.torch_pickle import state_dict_from_file
+
+# (collection, Flax leaf) -> PyTorch leaf.
+_LEAF_NAMES = {
+    ('params', 'kernel'): 'weight',
+    ('params', 'bias'): 'bias',
+    ('params', 'scale'): 'weight',
+    ('params', 'cls_weight'): 'cls_weight',
+    ('params', 'loc_weight'): 'loc_weight',
+    ('batch_stats', 'mean'): 'running_mean',
+    ('batch_stats', 'var'): 'running_var',
+}
+_IGNORED_SUFFIX = '.num_batches_tracked'
+
+
+def torch_key(path: tuple[str, ...]) -> str:
+    """('params', 'backbone', 'layer2_0', 'downsample_0', 'kernel') ->
+    'backbone.layer2.0.downsample.0.weight'."""
+    collection, *modules, leaf = path
+    try:
+        torch_leaf = _LEAF_NAMES[(collection, leaf)]
+    except KeyError:
+        raise ValueError(f'no PyTorch name for Flax variable {"/".join(path)}') from None
+    names = [re.sub(r'_(\d+)$', r'.\1', name) for name in modules]
+    return '.'.join(names + [torch_leaf])
+
+
+def to_numpy(value) -> np.ndarray:
+    """A numpy array from a numpy array or a torch tensor (without importing torch)."""
+    if hasattr(value, 'detach'):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _to_flax_layout(key: str, value: np.ndarray, leaf: str) -> np.ndarray:
+    if leaf == 'kernel':
+        if value.ndim != 4:
+            raise ValueError(f'state_dict[{key!r}]: expected a 4-D conv weight (O, I, kh, kw), '
+                             f'got shape {value.shape}')
+        return np.transpose(value, (2, 3, 1, 0))
+    return value
+
+
+def _path_names(key_path) -> tuple[str, ...]:
+    return tuple(str(getattr(k, 'key', k)) for k in key_path)
+
+
+def from_official(state_dict, config) -> dict:
+    """Flax variables {'params', 'batch_stats'} from a pysot ModelBuilder state_dict.
+
+    state_dict: mapping key -> numpy array or torch tensor (e.g. torch.load(model.pth)).
+    config: the full config (with `.model`) or its `model` section.
+    Raises ValueError naming every missing key, unexpected key, or shape mismatch.
+    """
+    model_config = config.model if 'model' in config else config
+    shapes = variable_shapes(model_config)
+    available = {k: v for k, v in state_dict.items() if not k.endswith(_IGNORED_SUFFIX)}
+    missing, mismatched, used = [], [], set()
+    leaves = []
+    for key_path, spec in jax.tree_util.tree_flatten_with_path(shapes)[0]:
+        path = _path_names(key_path)
+        key = torch_key(path)
+        if key not in available:
+            missing.append(key)
+            leaves.append(None)
+            continue
+        used.add(key)
+        value = to_numpy(available[key])
+        try:
+            value = _to_flax_layout(key, value, path[-1])
+        except ValueError as error:
+            mismatched.append(str(error))
+            leaves.append(None)
+            continue
+        if value.shape != tuple(spec.shape):
+            mismatched.append(f'{key}: checkpoint {to_numpy(available[key]).shape} -> '
+                              f'{value.shape} in Flax layout, model expects {tuple(spec.shape)}')
+        leaves.append(value.astype(spec.dtype))
+    unexpected = sorted(set(available) - used)
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} missing key(s): {missing}')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected key(s): {unexpected}')
+    if mismatched:
+        problems.append(f'{len(mismatched)} shape mismatch(es): {mismatched}')
+    if problems:
+        raise ValueError('siam.convert.from_official: state_dict does not fit the model config; '
+                         + '; '.join(problems))
+    treedef = jax.tree_util.tree_structure(shapes)
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def to_official(variables) -> dict:
+    """The inverse of `from_official`: Flax variables -> {pysot key: np.ndarray} (NCHW kernels,
+    without `num_batches_tracked`)."""
+    state_dict = {}
+    for key_path, value in jax.tree_util.tree_flatten_with_path(variables)[0]:
+        path = _path_names(key_path)
+        value = np.asarray(value)
+        if path[-1] == 'kernel':
+            value = np.transpose(value, (3, 2, 0, 1))
+        state_dict[torch_key(path)] = value
+    return state_dict
+
+
+def load_state_dict(path: str) -> dict:
+    """Reads a pysot checkpoint as {key: np.ndarray}.
+
+    .npz: its arrays. .pth: read without torch by `tracking.torch_pickle` (zip format, torch >=
+    1.6); files in the legacy pre-1.6 format (pysot's released weights were saved by torch 0.4.1)
+    fall back to torch if it is installed. A {'state_dict': ...} wrapper is unwrapped and a
+    'module.' prefix stripped, as pysot's load_pretrain does.
+    """
+    if path.endswith('.npz'):
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    try:
+        state = state_dict_from_file(path)
+    except ValueError as error:
+        try:
+            import torch  # Optional: only for legacy (pre-1.6) files.
+        except ImportError:
+            raise ValueError(f'{error}; or install torch (CPU) to read legacy files') from None
+        state = torch.load(path, map_location='cpu')
+        if isinstance(state, dict) and 'state_dict' in state:
+            state = state['state_dict']
+        state = {k: to_numpy(v) for k, v in state.items()}
+    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Convert a pysot SiamRPN++ model.pth to Flax.')
+    parser.add_argument('checkpoint', help='pysot model.pth (or .npz of its state_dict)')
+    parser.add_argument('out_dir', help='output directory for the Flax variables')
+    parser.add_argument('--config', default='configs/siamrpn.py:r50_l234',
+                        help='config spec, e.g. configs/siamrpn.py:r50_l234_otb')
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    variables = from_official(load_state_dict(args.checkpoint), config)
+    save_variables(args.out_dir, variables)
+    count = sum(np.size(x) for x in jax.tree_util.tree_leaves(variables['params']))
+    print(f'wrote {count:,} parameters ({args.config}) to {args.out_dir}')
+
+
+if __name__ == '__main__':
+    main()

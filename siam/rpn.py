@@ -1,0 +1,105 @@
+"""pysot depthwise RPN heads (NHWC).
+
+Output channel layout is PyTorch's: cls channel k * A + a (k = 0 background, 1 foreground),
+loc channel coord * A + a with coord in (dx, dy, dw, dh); anchor a in ratio order.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from siam.backbones.resnet_atrous import batch_norm, conv
+from siam.xcorr import xcorr_depthwise
+
+
+class ConvBNReLU(nn.Module):
+    """Unpadded k x k conv (no bias) -> BN -> ReLU; names `0`/`1` as in pysot's Sequentials."""
+    features: int
+    kernel: int = 3
+    precision: Any = None
+
+    @nn.compact
+    def __call__(self, x):
+        x = conv(self.features, self.kernel, name='0', precision=self.precision)(x)
+        return nn.relu(batch_norm('1')(x))
+
+
+class DepthwiseXCorr(nn.Module):
+    """conv_kernel(z) (7 -> 5), conv_search(x) (31 -> 29), depthwise xcorr (-> 25), 1x1 head.
+
+    z: [B, hz, wz, C]; x: [B, H, W, C]. Returns [B, H - hz + 1, W - wz + 1, out_channels]
+    (the two unpadded 3x3 convs shrink both maps by 2).
+    """
+    hidden: int
+    out_channels: int
+    kernel_size: int = 3
+    precision: Any = None
+
+    @nn.compact
+    def __call__(self, z, x):
+        p = self.precision
+        kernel = ConvBNReLU(self.hidden, self.kernel_size, p, name='conv_kernel')(z)
+        search = ConvBNReLU(self.hidden, self.kernel_size, p, name='conv_search')(x)
+        feature = xcorr_depthwise(search, kernel, precision=p)
+        out = conv(self.hidden, 1, name='head_0', precision=p)(feature)
+        out = nn.relu(batch_norm('head_1')(out))
+        out = nn.Conv(self.out_channels, (1, 1), use_bias=True, precision=p, name='head_3')(out)
+        return out
+
+
+class DepthwiseRPN(nn.Module):
+    """Separate `cls` (2A channels) and `loc` (4A channels) DepthwiseXCorr branches."""
+    anchor_num: int = 5
+    channels: int = 256
+    precision: Any = None
+
+    @nn.compact
+    def __call__(self, z, x):
+        cls = DepthwiseXCorr(self.channels, 2 * self.anchor_num, precision=self.precision,
+                             name='cls')(z, x)
+        loc = DepthwiseXCorr(self.channels, 4 * self.anchor_num, precision=self.precision,
+                             name='loc')(z, x)
+        return cls, loc
+
+
+def combine_levels(outputs, level_logits=None):
+    """Sum of per-level maps weighted by softmax(level_logits), or their plain mean if None."""
+    stacked = jnp.stack(outputs, axis=0)
+    if level_logits is None:
+        return jnp.mean(stacked, axis=0)
+    weights = jax.nn.softmax(level_logits.astype(stacked.dtype))
+    return jnp.tensordot(weights, stacked, axes=(0, 0))
+
+
+class MultiRPN(nn.Module):
+    """One DepthwiseRPN per level (`rpn2`, `rpn3`, ...). weighted: learnt level logits
+    `cls_weight`/`loc_weight` (3,), softmax-normalised at use; otherwise the plain mean.
+
+    zs, xs: tuples of [B, h, w, C_i] / [B, H, W, C_i].
+    Returns (cls [B, S, S, 2A], loc [B, S, S, 4A]).
+    """
+    anchor_num: int = 5
+    in_channels: Sequence[int] = (256, 256, 256)
+    weighted: bool = True
+    precision: Any = None
+
+    @nn.compact
+    def __call__(self, zs, xs):
+        if not len(zs) == len(xs) == len(self.in_channels):
+            raise ValueError(f'MultiRPN: {len(zs)} template and {len(xs)} search maps for '
+                             f'{len(self.in_channels)} levels')
+        cls_levels, loc_levels = [], []
+        for i, (channels, z, x) in enumerate(zip(self.in_channels, zs, xs)):
+            cls, loc = DepthwiseRPN(self.anchor_num, channels, self.precision,
+                                    name=f'rpn{i + 2}')(z, x)
+            cls_levels.append(cls)
+            loc_levels.append(loc)
+        cls_logits = loc_logits = None
+        if self.weighted:
+            levels = len(self.in_channels)
+            cls_logits = self.param('cls_weight', nn.initializers.ones, (levels,))
+            loc_logits = self.param('loc_weight', nn.initializers.ones, (levels,))
+        return combine_levels(cls_levels, cls_logits), combine_levels(loc_levels, loc_logits)
