@@ -20,7 +20,7 @@ import numpy as np
 from siam.model import variable_shapes
 from tracking.checkpoint import save_variables
 from tracking.config import load_config
-from tracking.torch_pickle import state_dict_from_file
+from tracking.torch_pickle import load_weights
 
 # (collection, Flax leaf) -> PyTorch leaf.
 _LEAF_NAMES = {
@@ -127,28 +127,10 @@ def to_official(variables) -> dict:
 
 
 def load_state_dict(path: str) -> dict:
-    """Reads a pysot checkpoint as {key: np.ndarray}.
-
-    .npz: its arrays. .pth: read without torch by `tracking.torch_pickle` (zip format, torch >=
-    1.6); files in the legacy pre-1.6 format (pysot's released weights were saved by torch 0.4.1)
-    fall back to torch if it is installed. A {'state_dict': ...} wrapper is unwrapped and a
-    'module.' prefix stripped, as pysot's load_pretrain does.
-    """
-    if path.endswith('.npz'):
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
-    try:
-        state = state_dict_from_file(path)
-    except ValueError as error:
-        try:
-            import torch  # Optional: only for legacy (pre-1.6) files.
-        except ImportError:
-            raise ValueError(f'{error}; or install torch (CPU) to read legacy files') from None
-        state = torch.load(path, map_location='cpu')
-        if isinstance(state, dict) and 'state_dict' in state:
-            state = state['state_dict']
-        state = {k: to_numpy(v) for k, v in state.items()}
-    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state.items()}
+    """Reads a pysot checkpoint (.pth, or .npz of its state_dict) as {key: np.ndarray}; see
+    tracking.torch_pickle.load_weights (a 'state_dict' wrapper and 'module.' prefix are removed,
+    as pysot's load_pretrain does)."""
+    return load_weights(path)
 
 
 def main(argv=None):

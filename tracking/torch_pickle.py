@@ -147,3 +147,40 @@ def state_dict_from_file(path: str | os.PathLike, key: str | None = None) -> dic
     if not weights:
         raise ValueError(f'{path}: no tensors found under {key!r}')
     return weights
+
+
+def load_weights(path: str | os.PathLike, key: str | None = None) -> dict:
+    """{name: np.ndarray} of an official checkpoint, without needing PyTorch.
+
+    path: a `.npz` of name -> array, or a `torch.save` file. Zip-format files (torch >= 1.6) are
+    read by this module; legacy files (pysot's released weights were saved by torch 0.4.1) go
+    through torch.load if torch happens to be installed, else a ValueError says how to convert.
+    key: as in `state_dict_from_file`. A 'module.' prefix (DataParallel) is stripped.
+    """
+    path = os.fspath(path)
+    if path.endswith('.npz'):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'checkpoint file not found: {path}')
+        with np.load(path) as data:
+            weights = {k: data[k] for k in data.files}
+    else:
+        try:
+            weights = state_dict_from_file(path, key)
+        except ValueError as error:
+            if not zipfile.is_zipfile(path) and os.path.isfile(path):
+                weights = _legacy_torch_weights(path, key, error)
+            else:
+                raise
+    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in weights.items()}
+
+
+def _legacy_torch_weights(path: str, key: str | None, error: Exception) -> dict:
+    try:
+        import torch  # Optional, only for pre-1.6 files.
+    except ImportError:
+        raise ValueError(f'{error}; or install torch (CPU) to read legacy files') from None
+    obj = torch.load(path, map_location='cpu', weights_only=False)
+    if isinstance(obj, dict):
+        key = key or next((k for k in ('net', 'model', 'state_dict') if k in obj), None)
+        obj = obj[key] if key else obj
+    return {k: v.detach().cpu().numpy() for k, v in obj.items() if hasattr(v, 'detach')}
