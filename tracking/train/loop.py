@@ -1,0 +1,327 @@
+"""Generic data-parallel training loop for any training task.
+
+A task provides (see docs/architecture.md):
+
+    task.init_variables(rng) -> {'params': ..., 'batch_stats': ...}
+    task.make_optimizer(params) -> optax.GradientTransformation
+    task.loss_fn(params, model_state, batch, rng) -> (loss, (new_model_state, metrics))
+    task.train_batches(start_step, process_index, process_count) -> iterator of numpy batches
+    task.learning_rate(step) -> scalar                      # optional, only for logging
+
+`model_state` is every variable collection except 'params' (e.g. {'batch_stats': ...}). Batches
+are dicts of numpy arrays holding this process's rows of the global batch; images stay uint8 and
+the task normalises them on device. An optional batch['index'] [B] int holds sample indices, used
+to name the offending samples when the loss stops being finite.
+
+Step numbering: "step s" (0-based) is the update that consumes batch s of the input stream and
+turns a state with `state.step == s` into one with `state.step == s + 1`. A checkpoint named k
+holds the state after k updates, so training resumes with batch k. The step rng is
+`fold_in(state.rng, state.step)`, so a resumed run reproduces an uninterrupted one exactly.
+
+Under jit the whole global batch is one array sharded over devices, so reductions in the loss
+(means, and BatchNorm batch statistics) are over the global batch, whatever the device count.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from tracking import checkpoint as checkpoint_lib
+from tracking.train import sharding as sharding_lib
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that changes during training.
+
+    step: int32 [] number of updates done; params / model_state / opt_state: PyTrees;
+    rng: uint32 [2] base key, constant (per-step keys are fold_in(rng, step)).
+    """
+    step: jax.Array
+    params: Any
+    model_state: Any
+    opt_state: Any
+    rng: jax.Array
+
+
+def num_train_steps(config) -> int:
+    """config.train.num_steps if > 0, else num_epochs * samples_per_epoch // batch_size."""
+    if config.train.num_steps > 0:
+        return int(config.train.num_steps)
+    return int(config.train.num_epochs * config.data.samples_per_epoch // config.train.batch_size)
+
+
+def create_train_state(variables: dict, optimizer: optax.GradientTransformation,
+                       rng: jax.Array, mesh) -> TrainState:
+    """Initial state on the mesh (every leaf replicated).
+
+    variables: {'params': ..., <other collections>} from task.init_variables;
+    rng: uint32 [2] base training key.
+    """
+    if 'params' not in variables:
+        raise KeyError(f"init_variables returned {sorted(variables)}; it needs a 'params' entry")
+    params = variables['params']
+    model_state = {k: v for k, v in variables.items() if k != 'params'}
+    replicated = sharding_lib.replicated(mesh)
+    params, model_state = jax.device_put((params, model_state), replicated)
+    opt_state = jax.jit(optimizer.init, out_shardings=replicated)(params)
+    step, rng = jax.device_put((jnp.zeros((), jnp.int32), rng), replicated)
+    return TrainState(step=step, params=params, model_state=model_state, opt_state=opt_state,
+                      rng=rng)
+
+
+def make_train_step(task, optimizer: optax.GradientTransformation, mesh) -> Callable:
+    """Jitted `train_step(state, batch) -> (state, metrics)`; the input state is donated.
+
+    Parameters and state are replicated, batch entries are sharded on 'data'. metrics: dict of
+    float32 [] with the task's metrics plus 'loss', 'grad_norm' (before clipping) and 'lr' (if the
+    task has learning_rate).
+    """
+    learning_rate = getattr(task, 'learning_rate', None)
+
+    def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+        step_rng = jax.random.fold_in(state.rng, state.step)
+        grad_fn = jax.value_and_grad(task.loss_fn, has_aux=True)
+        (loss, (new_model_state, metrics)), grads = grad_fn(
+            state.params, state.model_state, batch, step_rng)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = dict(metrics)
+        metrics['loss'] = loss
+        metrics['grad_norm'] = optax.global_norm(grads)
+        if learning_rate is not None:
+            metrics['lr'] = jnp.asarray(learning_rate(state.step), jnp.float32)
+        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+        new_state = state.replace(step=state.step + 1, params=params,
+                                  model_state=new_model_state, opt_state=opt_state)
+        return new_state, metrics
+
+    replicated = sharding_lib.replicated(mesh)
+    return jax.jit(train_step,
+                   in_shardings=(replicated, sharding_lib.data_sharding(mesh)),
+                   out_shardings=(replicated, replicated),
+                   donate_argnums=(0,))
+
+
+def train(config, workdir: str, task) -> TrainState:
+    """Trains `task` for num_train_steps(config) steps in `workdir`; returns the final state.
+
+    Resumes from the newest checkpoint in workdir/checkpoints. Saves every
+    config.train.checkpoint_every_steps (keeping config.train.keep_checkpoints) and at the end.
+    On SIGTERM it saves at the next step boundary and returns early. Raises FloatingPointError
+    naming the step and sample indices when the loss is not finite.
+    """
+    workdir = os.path.abspath(workdir)
+    process_index, process_count = jax.process_index(), jax.process_count()
+    is_chief = process_index == 0
+    mesh = sharding_lib.make_mesh()
+    sharding_lib.check_global_batch(config.train.batch_size, mesh, process_count)
+    num_steps = num_train_steps(config)
+    log_every = max(1, int(config.train.log_every_steps))
+    if is_chief:
+        os.makedirs(workdir, exist_ok=True)
+        with open(os.path.join(workdir, 'config.json'), 'w') as f:
+            f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+    init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+    variables = task.init_variables(init_rng)
+    optimizer = task.make_optimizer(variables['params'])
+    state = create_train_state(variables, optimizer, train_rng, mesh)
+    del variables
+
+    manager = checkpoint_lib.make_manager(workdir, config.train.keep_checkpoints,
+                                          config.train.checkpoint_every_steps)
+    restored = manager.restore_latest(_abstract(state))
+    start_step = 0
+    if restored is not None:
+        start_step, state = restored
+        logging.info('resumed from %s at step %d', manager.directory, start_step)
+    train_step = make_train_step(task, optimizer, mesh)
+
+    stopper = _SigtermFlag()
+    writer = _SummaryWriter(os.path.join(workdir, 'tensorboard'),
+                            enabled=is_chief and config.train.get('tensorboard', True))
+    progress = _progress_bar(is_chief, start_step, num_steps)
+    window = _MetricWindow()
+    batches = iter(task.train_batches(start_step, process_index, process_count)) \
+        if start_step < num_steps else iter(())
+    pending = None  # (step, device metrics, host indices) of the last dispatched step
+
+    def finish_step(item):
+        """Fetches the metrics of a dispatched step, checks the loss, logs."""
+        step, metrics, indices = item
+        metrics = jax.device_get(metrics)
+        loss = float(metrics['loss'])
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f'non-finite loss {loss} at step {step} (batch {step} of the input stream, '
+                f'state step {step} -> {step + 1}); sample indices of that batch: '
+                f'{_global_indices(indices, process_count)}')
+        window.add(metrics)
+        done = step + 1
+        progress.update(1)
+        if done % log_every == 0 or done == num_steps:
+            means, steps_per_sec = window.pop()
+            means['steps_per_sec'] = steps_per_sec
+            writer.scalars(done, means)
+            progress.set_postfix(loss=f'{means["loss"]:.4f}', refresh=False)
+            logging.info('step %d: %s', done,
+                         ', '.join(f'{k}={v:.5g}' for k, v in sorted(means.items())))
+
+    try:
+        with stopper:
+            for step in range(start_step, num_steps):
+                try:
+                    batch_np = next(batches)
+                except StopIteration:
+                    raise RuntimeError(f'the input stream ended at step {step} of {num_steps}')
+                batch = sharding_lib.shard_batch(batch_np, mesh)
+                state, metrics = train_step(state, batch)
+                if pending is not None:
+                    finish_step(pending)
+                pending = (step, metrics, batch_np.get('index'))
+                done = step + 1
+                stop = _stop_requested(stopper, done, log_every, process_count)
+                if stop or done == num_steps or manager.should_save(done):
+                    finish_step(pending)  # never save a state whose loss was not finite
+                    pending = None
+                    manager.save(done, state, force=True)
+                if stop:
+                    logging.warning('SIGTERM: saved step %d in %s; stopping', done,
+                                    manager.directory)
+                    break
+            if pending is not None:
+                finish_step(pending)
+    finally:
+        progress.close()
+        writer.close()
+        manager.close()
+    return state
+
+
+def _abstract(state: TrainState) -> TrainState:
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                        state)
+
+
+def _stop_requested(stopper, done: int, log_every: int, process_count: int) -> bool:
+    """True when a SIGTERM was seen; all processes agree (they vote at log steps)."""
+    if process_count == 1:
+        return stopper.triggered
+    if done % log_every:
+        return False
+    from jax.experimental import multihost_utils
+    votes = multihost_utils.process_allgather(np.asarray(stopper.triggered, np.int32))
+    return bool(np.any(votes))
+
+
+def _global_indices(indices, process_count: int):
+    if indices is None:
+        return 'unknown (the batch has no "index" entry)'
+    indices = np.asarray(indices)
+    if process_count > 1:
+        from jax.experimental import multihost_utils
+        indices = multihost_utils.process_allgather(indices, tiled=True)
+    return indices.tolist()
+
+
+class _SigtermFlag:
+    """Context manager that turns SIGTERM into a flag (main thread only)."""
+
+    def __init__(self):
+        self.triggered = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        logging.warning('received signal %d; will save and stop at the next step', signum)
+        self.triggered = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False
+
+
+class _MetricWindow:
+    """Running means of host metrics since the last log step, and the steps/s over it."""
+
+    def __init__(self):
+        self._sums, self._count, self._start = {}, 0, time.perf_counter()
+
+    def add(self, metrics: dict) -> None:
+        for k, v in metrics.items():
+            self._sums[k] = self._sums.get(k, 0.0) + float(v)
+        self._count += 1
+
+    def pop(self) -> tuple[dict, float]:
+        now = time.perf_counter()
+        means = {k: v / max(1, self._count) for k, v in self._sums.items()}
+        rate = self._count / max(now - self._start, 1e-9)
+        self._sums, self._count, self._start = {}, 0, now
+        return means, rate
+
+
+class _SummaryWriter:
+    """TensorBoard scalars through tf.summary (imported lazily; no-op when disabled).
+
+    Uses the core op `tf.summary.write` with the 'scalars' plugin metadata, which is what
+    `tf.summary.scalar` writes, so the `tensorboard` package is not needed to write events.
+    """
+
+    def __init__(self, logdir: str, enabled: bool):
+        self._writer = None
+        if enabled:
+            import tensorflow as tf  # heavy import, only when needed
+            self._tf = tf
+            self._writer = tf.summary.create_file_writer(logdir)
+            self._metadata = tf.compat.v1.SummaryMetadata(
+                plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name='scalars'),
+                data_class=1)  # DATA_CLASS_SCALAR
+
+    def scalars(self, step: int, values: dict) -> None:
+        if self._writer is None:
+            return
+        tf = self._tf
+        with self._writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.write(name, tf.constant(float(value), tf.float32),
+                                 metadata=self._metadata)
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class _NullProgress:
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress_bar(enabled: bool, start_step: int, num_steps: int):
+    if not enabled:
+        return _NullProgress()
+    from tqdm import tqdm
+    return tqdm(total=num_steps, initial=start_step, unit='step', dynamic_ncols=True,
+                desc='train')
