@@ -61,9 +61,12 @@ def inference_onehot(logprobs, threshold):
 def gumbel_straight_through(rng, logprobs, tau: float = 1.0):
     """Training decision: hard one-hot forward, gradient of softmax((logp + g) / tau).
 
-    g = -log(Exp(1)) noise, as F.gumbel_softmax(hard=True). Returns [..., 2] float32.
+    g ~ Gumbel(0, 1), as F.gumbel_softmax(hard=True) draws it (-log of Exp(1) noise). Drawn with
+    jax.random.gumbel, whose uniform never reaches 0: -log(jax.random.exponential(...)) is inf
+    about once in 8 million draws and turned a tiny-config training run into NaN at step 87.
+    Returns [..., 2] float32.
     """
-    gumbels = -jnp.log(jax.random.exponential(rng, logprobs.shape, jnp.float32))
+    gumbels = jax.random.gumbel(rng, logprobs.shape, jnp.float32)
     soft = jax.nn.softmax((logprobs + gumbels) / tau, axis=-1)
     hard = jax.nn.one_hot(jnp.argmax(soft, axis=-1), 2, dtype=soft.dtype)
     return hard - jax.lax.stop_gradient(soft) + soft

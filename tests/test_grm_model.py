@@ -118,6 +118,17 @@ def test_gumbel_forward_is_hard_one_hot():
     np.testing.assert_array_equal(np.sort(np.asarray(onehot), axis=-1), [[[0.0, 1.0]] * 50] * 4)
 
 
+def test_gumbel_noise_is_finite_where_exponential_reaches_zero():
+    # With this key and shape, jax.random.exponential draws an exact 0 (whose -log is inf): the
+    # draw that made a tiny-config training run NaN. The decisions must stay finite.
+    key, shape = jax.random.PRNGKey(4), (1 << 19, 2)
+    assert float(jax.random.exponential(key, shape, jnp.float32).min()) == 0.0
+    logprobs = jnp.full(shape, np.log(0.5), jnp.float32)
+    soft_grad = jax.grad(lambda lp: division.gumbel_straight_through(key, lp)[:, 1].sum())(logprobs)
+    assert np.isfinite(np.asarray(division.gumbel_straight_through(key, logprobs))).all()
+    assert np.isfinite(np.asarray(soft_grad)).all()
+
+
 def test_drop_path_per_sample():
     x = jnp.ones((64, 3, 2))
     drop = vit.DropPath(0.5)
