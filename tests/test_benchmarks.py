@@ -1,7 +1,6 @@
 """Benchmark readers on small fake trees in each layout, plus the real shared sequences."""
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -9,33 +8,14 @@ from tracking.data.benchmarks import (BENCHMARKS, LASOT_TEST_SEQUENCES, UAV123_S
                                       load_benchmark)
 from tracking.images import FrameError
 
-SHARED = Path(__file__).resolve().parents[1].parent / 'shared'
+from helpers import FAKE_H, FAKE_W, check_frame, write_jpeg, write_text
+
+from helpers import SHARED
 REAL = SHARED / 'data' / 'sequences'
-W, H = 32, 24
+W, H = FAKE_W, FAKE_H
 
 
-def write_jpeg(path, level=0):
-    """Writes a 32x24 JPEG, pure red in RGB with green = `level` (to tell frames apart)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    bgr = np.zeros((H, W, 3), np.uint8)
-    bgr[..., 2] = 255
-    bgr[..., 1] = level
-    assert cv2.imwrite(str(path), bgr)
 
-
-def write_text(path, lines):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(''.join(f'{line}\n' for line in lines))
-
-
-def check_frame(seq, i, level=None):
-    frame = seq.frame(i)
-    assert frame.shape == (H, W, 3) and frame.dtype == np.uint8
-    assert frame[..., 0].mean() > 240 and frame[..., 2].mean() < 15  # RGB, not BGR
-    if level is not None:
-        assert abs(frame[..., 1].mean() - level) < 6
 
 
 # ------------------------------------------------------------------------------------- OTB

@@ -1,5 +1,4 @@
 """Tests for tracking/crops.py: the official sample_target rules, crop_and_resize, normalisation."""
-from pathlib import Path
 
 import cv2
 import jax
@@ -9,7 +8,7 @@ import pytest
 
 from tracking import crops
 
-SHARED = Path(__file__).resolve().parents[1].parent / 'shared'
+from helpers import SHARED
 H, W = 100, 120
 
 

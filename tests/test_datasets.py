@@ -2,36 +2,14 @@
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from tracking.data.datasets import TRAINING_SETS, load_training_set
 
-W, H = 32, 24
+from helpers import FAKE_H, FAKE_W, check_frame, write_jpeg, write_text
 
-
-def write_jpeg(path, level=0):
-    """Writes a 32x24 JPEG, pure red in RGB with green = `level`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    bgr = np.zeros((H, W, 3), np.uint8)
-    bgr[..., 2] = 255
-    bgr[..., 1] = level
-    assert cv2.imwrite(str(path), bgr)
-
-
-def write_text(path, lines):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(''.join(f'{line}\n' for line in lines))
-
-
-def check_frame(seq, i, level):
-    frame = seq.frame(i)
-    assert frame.shape == (H, W, 3) and frame.dtype == np.uint8
-    assert frame[..., 0].mean() > 240 and frame[..., 2].mean() < 15
-    assert abs(frame[..., 1].mean() - level) < 6
+W, H = FAKE_W, FAKE_H
 
 
 def make_got10k_train(root, count=3):

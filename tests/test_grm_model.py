@@ -12,6 +12,8 @@ from flax import traverse_util
 from configs.grm import get_config
 from grm_jax import convert, division, head, mae, model, tracker, vit
 
+from helpers import FakeTensor
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -203,20 +205,6 @@ def test_decode_boxes_hand_case():
     np.testing.assert_allclose(box, [[3.1 / 4, 0.2 / 4, 0.1, 0.1]], rtol=1e-6)
 
 
-class _FakeTensor:
-    def __init__(self, value):
-        self.value = value
-
-    def detach(self):
-        return self
-
-    def cpu(self):
-        return self
-
-    def numpy(self):
-        return self.value
-
-
 def test_official_round_trip(tiny):
     config, variables = tiny
     state_dict = convert.to_official(variables, config)
@@ -229,7 +217,7 @@ def test_official_round_trip(tiny):
     state_dict['box_head.conv1_ctr.1.num_batches_tracked'] = np.array(7)   # ignored
     back = convert.from_official(state_dict, config)
     # Torch-like tensors (anything with .detach().cpu().numpy()) are accepted too.
-    tensor_like = {k: _FakeTensor(v) for k, v in state_dict.items()}
+    tensor_like = {k: FakeTensor(v) for k, v in state_dict.items()}
     from_tensors = convert.from_official({'net': tensor_like, 'epoch': 300}, config)
     jax.tree_util.tree_map(np.testing.assert_array_equal, back, from_tensors)
     jax.tree_util.tree_map(np.testing.assert_array_equal,

@@ -4,9 +4,6 @@ The official state_dict is rebuilt from manifest.tsv + params_1d.npz + the bundl
 converted with grm_jax.convert.from_official, and run through one jitted forward (shared with
 the tracker, so ViT-B compiles once). Tolerances: /work/shared/reference/README.md.
 """
-import math
-import zlib
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -16,7 +13,8 @@ from configs.grm import get_config
 from grm_jax import convert, tracker
 from tracking.images import load_image
 
-SHARED = Path(__file__).resolve().parents[1].parent / 'shared'
+from helpers import SHARED, reference_state_dict
+
 BUNDLE = SHARED / 'reference' / 'grm_vitb_256'
 FRAMES = SHARED / 'data' / 'sequences' / 'vot' / 'bag'
 NUM_FRAMES = 40
@@ -25,30 +23,10 @@ pytestmark = pytest.mark.skipif(not (BUNDLE / 'manifest.tsv').is_file(),
                                 reason=f'reference bundle not found at {BUNDLE}')
 
 
-def _fill(key: str, shape: tuple) -> np.ndarray:
-    """The bundle's rule for tensors with ndim >= 2 (reference/README.md)."""
-    u = np.random.default_rng(zlib.crc32(key.encode('utf-8'))).random(size=shape)
-    fan_in = int(np.prod(shape[1:]))
-    return ((2.0 * u - 1.0) * math.sqrt(3.0 / fan_in)).astype(np.float32)
-
-
-def _reference_state_dict() -> dict:
-    stored = np.load(BUNDLE / 'params_1d.npz')
-    state_dict = {}
-    lines = (BUNDLE / 'manifest.tsv').read_text().splitlines()
-    assert lines[0].split('\t') == ['key', 'shape', 'dtype', 'source']
-    for line in lines[1:]:
-        key, shape_text, _, source = line.split('\t')
-        shape = () if shape_text == '-' else tuple(int(s) for s in shape_text.split('x'))
-        state_dict[key] = stored[key] if source == 'stored' else _fill(key, shape)
-        assert state_dict[key].shape == shape, key
-    return state_dict
-
-
 @pytest.fixture(scope='module')
 def official():
     config = get_config('vitb_256')
-    state_dict = _reference_state_dict()
+    state_dict = reference_state_dict(BUNDLE)
     variables = jax.device_put(convert.from_official(state_dict, config))
     return config, state_dict, variables
 

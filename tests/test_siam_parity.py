@@ -4,10 +4,7 @@ The bundle (/work/shared/reference/siamrpn_r50_l234) was produced by pysot on CP
 weights rebuilt from the manifest; here the same weights go through `siam.convert.from_official`
 (the real conversion path) and the outputs are compared with the bundle's tolerances.
 """
-import math
 import time
-import zlib
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -20,9 +17,10 @@ from siam.model import build_model, variable_shapes
 from siam.rpn import combine_levels
 from siam.tracker import SiamRPNTracker, cosine_window
 from tracking.images import load_image
+
+from helpers import SHARED, FakeTensor, reference_state_dict
 from tracking.subwindow import get_subwindow
 
-SHARED = Path(__file__).resolve().parents[1].parent / 'shared'
 BUNDLE = SHARED / 'reference' / 'siamrpn_r50_l234'
 SEQUENCE = SHARED / 'data' / 'sequences' / 'vot' / 'bag'
 NUM_FRAMES = 40
@@ -31,32 +29,12 @@ NUM_FRAMES = 40
 FREE_RUN_FRAMES = 20
 
 
-def _fill(key, shape):
-    """The bundle's fill rule: uniform(-1, 1) * sqrt(3 / fan_in), seeded by crc32(key)."""
-    rng = np.random.default_rng(zlib.crc32(key.encode('utf-8')))
-    u = rng.random(size=shape)
-    return ((2.0 * u - 1.0) * math.sqrt(3.0 / int(np.prod(shape[1:])))).astype(np.float32)
-
-
-def _rebuild_state_dict():
-    stored = np.load(BUNDLE / 'params_1d.npz')
-    state_dict = {}
-    lines = (BUNDLE / 'manifest.tsv').read_text().splitlines()
-    for line in lines[1:]:
-        key, shape, _, source = line.split('\t')
-        if source == 'stored':
-            state_dict[key] = stored[key]
-        else:
-            state_dict[key] = _fill(key, tuple(int(s) for s in shape.split('x')))
-    return state_dict
-
-
 @pytest.fixture(scope='module')
 def reference():
     if not BUNDLE.is_dir() or not SEQUENCE.is_dir():
         pytest.skip(f'reference bundle or sequence not found under {SHARED}')
     config = get_config('r50_l234')
-    state_dict = _rebuild_state_dict()
+    state_dict = reference_state_dict(BUNDLE)
     variables = from_official(state_dict, config)
     return dict(config=config, state_dict=state_dict, variables=variables,
                 tracker=SiamRPNTracker(config, variables),
@@ -197,19 +175,6 @@ def test_converter_round_trip_and_errors():
     assert 'backbone.layer4.0.downsample.0.weight' in state_dict
     assert state_dict['backbone.layer4.0.downsample.0.weight'].shape == (256, 128, 3, 3)
     state_dict['backbone.bn1.num_batches_tracked'] = np.array(7)   # ignored
-
-    class FakeTensor:   # what torch.load gives: .detach().cpu().numpy()
-        def __init__(self, value):
-            self.value = value
-
-        def detach(self):
-            return self
-
-        def cpu(self):
-            return self
-
-        def numpy(self):
-            return self.value
 
     restored = from_official({k: FakeTensor(v) for k, v in state_dict.items()}, config)
     jax.tree_util.tree_map(np.testing.assert_array_equal, restored, variables)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from tracking.eval.results import atomic_write_text
 
 # (column title, summary key) per benchmark family; the first column ranks the rows.
 _OPE_COLUMNS = (('AUC', 'auc'), ('P@20', 'precision'), ('NormP@0.2', 'norm_precision'))
@@ -89,16 +89,6 @@ def write_metrics_json(path, per_sequence: Mapping, summaries: Mapping) -> Path:
     summaries: {tracker: summary dict}. Arrays become lists, NaN becomes null.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {'summaries': to_jsonable(summaries), 'per_sequence': to_jsonable(per_sequence)}
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(payload, f, indent=1, allow_nan=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=False))
     return path

@@ -57,7 +57,8 @@ def got10k_time_path(box_path) -> Path:
     return box_path.with_name(box_path.name[:box_path.name.rfind('_')] + '_time.txt')
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Writes text to a temporary file beside `path`, then renames it: never a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
@@ -93,8 +94,8 @@ def write_sequence(out_dir, benchmark: str, tracker_name: str, seq_name: str, bo
         times = np.zeros(len(boxes)) if times is None else np.asarray(times, np.float64)
         if times.shape != (len(boxes),):
             raise ValueError(f'{seq_name}: times must be [{len(boxes)}], got {times.shape}')
-        _atomic_write_text(got10k_time_path(path), _format_rows(times[:, None], _TIME_FORMAT))
-    _atomic_write_text(path, _format_rows(boxes, _BOX_FORMAT[kind]))
+        atomic_write_text(got10k_time_path(path), _format_rows(times[:, None], _TIME_FORMAT))
+    atomic_write_text(path, _format_rows(boxes, _BOX_FORMAT[kind]))
     return path
 
 

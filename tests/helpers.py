@@ -1,0 +1,79 @@
+"""Helpers shared by the tests: the ../shared folder, reference weights, fake dataset files."""
+from __future__ import annotations
+
+import math
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[1].parent / 'shared'
+REFERENCE = SHARED / 'reference'
+SEQUENCES = SHARED / 'data' / 'sequences'
+
+
+def fill_rule(key: str, shape: tuple) -> np.ndarray:
+    """The reference bundles' rule for weights with ndim >= 2 (shared/reference/README.md):
+    uniform(-1, 1) * sqrt(3 / fan_in), drawn from default_rng(crc32(key)) in the PyTorch shape."""
+    u = np.random.default_rng(zlib.crc32(key.encode('utf-8'))).random(size=shape)
+    fan_in = int(np.prod(shape[1:]))
+    return ((2.0 * u - 1.0) * math.sqrt(3.0 / fan_in)).astype(np.float32)
+
+
+def reference_state_dict(bundle: Path) -> dict:
+    """Rebuilds a bundle's official state_dict {key: np.ndarray} from manifest.tsv."""
+    stored = np.load(bundle / 'params_1d.npz')
+    lines = (bundle / 'manifest.tsv').read_text().splitlines()
+    assert lines[0].split('\t') == ['key', 'shape', 'dtype', 'source']
+    state_dict = {}
+    for line in lines[1:]:
+        key, shape_text, _, source = line.split('\t')
+        shape = () if shape_text == '-' else tuple(int(s) for s in shape_text.split('x'))
+        state_dict[key] = stored[key] if source == 'stored' else fill_rule(key, shape)
+        assert state_dict[key].shape == shape, key
+    return state_dict
+
+
+class FakeTensor:
+    """What torch.load gives for a tensor, as far as converters see it: .detach().cpu().numpy()."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def numpy(self):
+        return self.value
+
+
+FAKE_W, FAKE_H = 32, 24
+
+
+def write_jpeg(path, level=0):
+    """Writes a 32x24 JPEG, pure red in RGB with green = `level` (to tell frames apart)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bgr = np.zeros((FAKE_H, FAKE_W, 3), np.uint8)
+    bgr[..., 2] = 255
+    bgr[..., 1] = level
+    assert cv2.imwrite(str(path), bgr)
+
+
+def write_text(path, lines):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(''.join(f'{line}\n' for line in lines))
+
+
+def check_frame(seq, i, level=None):
+    """Frame i of a fake sequence is RGB uint8 of the fake size (and has green = level)."""
+    frame = seq.frame(i)
+    assert frame.shape == (FAKE_H, FAKE_W, 3) and frame.dtype == np.uint8
+    assert frame[..., 0].mean() > 240 and frame[..., 2].mean() < 15  # RGB, not BGR
+    if level is not None:
+        assert abs(frame[..., 1].mean() - level) < 6
