@@ -366,3 +366,13 @@ def test_layout_matches_model_variables(variant, num_keys, feat):
     out = jax.eval_shape(lambda v: gru.apply(v, template, search), abstract)
     assert out['score_map'].shape == (1, feat, feat)
     assert out['decisions'].shape == (m.depth - 1, 1, feat * feat)
+
+
+def test_bicubic_resize_matches_torch_interpolate():
+    # tests/data/bicubic_torch.npz: torch 2.13 F.interpolate(mode='bicubic', align_corners=False)
+    # of a random (1, 4, 14, 14) array (the MAE 14x14 position grid) to 8, 16 and 20.
+    data = np.load(Path(__file__).parent / 'data' / 'bicubic_torch.npz')
+    x = data['x'][0].transpose(1, 2, 0)
+    for size in (8, 16, 20):
+        expected = data[f'out_{size}'][0].transpose(1, 2, 0)
+        np.testing.assert_allclose(mae.torch_bicubic_resize(x, size, size), expected, atol=1e-5)
