@@ -44,7 +44,7 @@ def get_config(arg: str = 'vitb_256') -> ml_collections.ConfigDict:
         ratios=(1.0, 1.0, 1.0, 1.0),
         # Root folders of the datasets on disk (read in place, never copied).
         roots=ml_collections.ConfigDict(dict(
-                        lasot='', got10k='', coco='', trackingnet='', synthetic='')),
+            lasot='', got10k='', coco='', trackingnet='', synthetic='')),
         samples_per_epoch=60000,
         max_gap=200,
         template_center_jitter=0.0,
@@ -98,8 +98,9 @@ def get_config(arg: str = 'vitb_256') -> ml_collections.ConfigDict:
         c.test.thresholds = ml_collections.ConfigDict(dict(default=0.0))
     elif arg == 'tiny':
         # Small enough to train on 2 CPU cores in minutes on the embedded synthetic dataset.
-        c.model = _model(patch_size=8, embed_dim=64, depth=4, num_heads=4, division_hidden=(64, 32),
-                                              drop_path_rate=0.0, head_channels=64, template_size=64, search_size=128)
+        c.model = _model(patch_size=16, embed_dim=64, depth=4, num_heads=4,
+                         division_hidden=(64, 32), drop_path_rate=0.0, head_channels=64,
+                         template_size=64, search_size=128)
         c.data.datasets = ('synthetic',)
         c.data.ratios = (1.0,)
         c.data.samples_per_epoch = 3200

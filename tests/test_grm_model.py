@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope='module')
 def tiny():
     config = get_config('tiny')
+    config.model.patch_size = 8   # a non-default patch size: 8x8 template and 16x16 search tokens
     variables = model.init_variables(config, jax.random.PRNGKey(0))
     return config, variables
 
@@ -248,10 +249,11 @@ def test_converter_errors_name_the_key(tiny):
         convert.from_official(unknown, config)
 
 
-def test_convert_cli_npz(tiny, tmp_path):
+def test_convert_cli_npz(tmp_path):
     from tracking.checkpoint import restore_variables
 
-    config, variables = tiny
+    config = get_config('tiny')   # exactly what the CLI's --config builds
+    variables = model.init_variables(config, jax.random.PRNGKey(0))
     state_dict = convert.to_official(variables, config)
     np.savez(tmp_path / 'official.npz', **state_dict)
     out_dir = tmp_path / 'converted'
@@ -345,7 +347,7 @@ def test_tracker_tiny_runs_and_validates(tiny):
     assert tracker.make_forward(config).jitted._cache_size() == 1
 
 
-@pytest.mark.parametrize('variant, num_keys, feat', [('tiny', 152, 16), ('vitb_256', 296, 16),
+@pytest.mark.parametrize('variant, num_keys, feat', [('tiny', 152, 8), ('vitb_256', 296, 16),
                                                      ('vitl_320', 512, 20)])
 def test_layout_matches_model_variables(variant, num_keys, feat):
     """Every official key maps onto a model variable of the right shape, and vice versa."""

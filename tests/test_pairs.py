@@ -15,7 +15,7 @@ CONFIG_PATH = str(Path(__file__).resolve().parents[1] / 'configs' / 'grm.py')
 
 @pytest.fixture(scope='module')
 def config():
-    return load_config(CONFIG_PATH + ':tiny')
+    return load_config(CONFIG_PATH + ':tiny', ['model.patch_size=8'])   # 16x16 heat maps
 
 
 @pytest.fixture(scope='module')

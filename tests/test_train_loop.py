@@ -274,7 +274,7 @@ def test_grm_task_two_steps_tiny():
 
     config = load_config(str(REPO / 'configs/grm.py:tiny'), [
         'train.batch_size=2', 'train.backbone_lr_mult=0.1', 'train.weight_decay=0.0',
-        'model.depth=2', 'model.embed_dim=32', 'model.num_heads=2', 'model.template_size=32',
+        'model.patch_size=8', 'model.depth=2', 'model.embed_dim=32', 'model.num_heads=2', 'model.template_size=32',
         'model.search_size=64', 'model.head_channels=16', 'model.division_hidden=(16, 8)'])
     task = GRMTask(config)
     rng = np.random.default_rng(0)
