@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from tracking.data.benchmarks import BENCHMARKS
 from tracking.eval import runner
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -29,7 +30,7 @@ _CONFIG = config_flags.DEFINE_config_file(
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', None, 'Converted-model directory or training workdir (with --config).')
 _BENCHMARK = flags.DEFINE_string(
-    'benchmark', None, f'One of {", ".join(runner.BENCHMARKS)}.')
+    'benchmark', None, f'One of {", ".join(BENCHMARKS)}.')
 _ROOT = flags.DEFINE_string(
     'root', '', 'Benchmark root folder (synthetic: TFDS data dir, empty for the default).')
 _SEQUENCES = flags.DEFINE_list('sequences', None, 'Only these sequences (comma-separated).')
@@ -110,7 +111,7 @@ def main(argv):
     if len(argv) > 1:
         _fail(f'unexpected arguments {argv[1:]}')
     if not _BENCHMARK.value:
-        _fail(f'--benchmark is required; known benchmarks: {", ".join(runner.BENCHMARKS)}')
+        _fail(f'--benchmark is required; known benchmarks: {", ".join(BENCHMARKS)}')
     try:
         benchmark = runner.canonical_benchmark(_BENCHMARK.value)
     except ValueError as e:

@@ -765,24 +765,27 @@ def load_benchmark(name: str, root: str | os.PathLike | None, sequences: Seq[str
     Raises: ValueError listing the known names for an unknown benchmark; FileNotFoundError
       naming the root or the missing annotation file; ValueError for bad ground truth.
     """
-    key = _canonical(name)
-    if key not in _READERS:
-        raise ValueError(f'unknown benchmark {name!r}; known: {", ".join(BENCHMARKS)}')
+    key = canonical_benchmark(name)
     if key != 'synthetic':
         root = require_dir(root, f'{key} benchmark root')
     return _pick(_READERS[key](root, split), sequences, key)
 
 
-def _canonical(name: str) -> str:
-    """Lower-cases and maps aliases (otb100 -> otb, got-10k -> got10k, vot2018 -> vot...)."""
+_ALIASES = {'otb100': 'otb', 'otb2015': 'otb', 'uav': 'uav123', 'nfs30': 'nfs'}
+
+
+def canonical_benchmark(name: str) -> str:
+    """The benchmark's name as used everywhere here: 'OTB2015' -> 'otb', 'GOT-10k' -> 'got10k',
+    'vot2018' -> 'vot'. Raises ValueError listing the known benchmarks for an unknown name."""
     key = name.lower().replace('-', '').replace('_', '')
-    aliases = {'otb100': 'otb', 'otb2015': 'otb', 'uav': 'uav123', 'nfs30': 'nfs'}
-    if re.fullmatch(r'vot20\d\d', key):
-        return 'vot'
-    return aliases.get(key, key)
+    key = 'vot' if re.fullmatch(r'vot20\d\d', key) else _ALIASES.get(key, key)
+    if key not in BENCHMARKS:
+        raise ValueError(f'unknown benchmark {name!r}; known benchmarks: {", ".join(BENCHMARKS)}')
+    return key
 
 
 __all__ = ['BENCHMARKS', 'LASOT_TEST_SEQUENCES', 'OTB_FRAME_RANGES', 'UAV123_SPLIT_RANGES',
+           'canonical_benchmark',
            'load_benchmark', 'check_boxes', 'read_number_rows', 'read_flags',
            'read_otb_sequence', 'read_lasot_sequence', 'read_got10k_sequence',
            'read_trackingnet_sequence', 'read_uav123_sequence', 'read_nfs_sequence',

@@ -34,6 +34,8 @@ SIZE_RANGE = (14.0, 42.0)        # sqrt(w h) of the target, px
 ASPECT_RANGE = (0.4, 2.5)        # w / h
 BLUR_MIN_SPEED = 3.0             # px/frame from which motion blur is applied
 JPEG_QUALITY = 90
+CLUTTER_RANGE = (15, 35)         # number of small textured clutter shapes in the background
+DISTRACTOR_RANGE = (1, 4)        # number of look-alike distractors, [low, high)
 
 # Seeds of the splits are disjoint ranges: split_offset + index.
 SPLIT_SEED_OFFSETS = {'train': 0, 'val': 1_000_000, 'test': 2_000_000}
@@ -112,7 +114,7 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     family = _texture_family(rng)
     stripes = _pattern(rng, family, max(height, width))[:height, :width]
     canvas += (stripes[..., None] - 0.5) * rng.uniform(20, 70) * rng.uniform(0.5, 1.0, 3)
-    for _ in range(int(rng.integers(15, 35))):   # clutter: small textured shapes
+    for _ in range(int(rng.integers(*CLUTTER_RANGE))):   # clutter: small textured shapes
         h, w = (int(v) for v in rng.integers(6, 40, 2))
         y, x = int(rng.integers(0, height - h)), int(rng.integers(0, width - w))
         fam = _texture_family(rng) if rng.random() < 0.7 else family
@@ -348,7 +350,7 @@ def generate_sequence(seed: int, num_frames: int, frame_size: tuple[int, int] = 
         _moving_object(rng, family, float(rng.uniform(20, 45)), num_frames, frame_hw,
                        float(rng.uniform(0.8, 3.0)), 0.0,
                        float(init_size * np.exp(rng.normal(0, 0.2))))
-        for _ in range(int(rng.integers(1, 4)))]
+        for _ in range(int(rng.integers(*DISTRACTOR_RANGE)))]
     occluders = [_occluder(rng, num_frames, frame_hw) for _ in range(int(rng.integers(0, 4)))]
     gain = np.exp(0.3 * _smooth_signal(rng, num_frames, (20, 120)))
     offset = 25.0 * _smooth_signal(rng, num_frames, (20, 120))

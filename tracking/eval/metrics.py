@@ -47,6 +47,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from tracking.data.benchmarks import canonical_benchmark
+
 # OPE (PySOT). In float64 linspace(0, 1, 21) equals PySOT's arange(0, 1.05, 0.05) bit for bit.
 SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 PRECISION_THRESHOLDS = np.arange(0, 51, dtype=np.float64)
@@ -346,22 +348,16 @@ METRICS_FOR: dict[str, tuple[Callable[..., dict], Callable[[Mapping[str, dict]],
     'trackingnet': (trackingnet_sequence, trackingnet_summary),
 }
 
-_ALIASES = {'otb100': 'otb', 'otb2015': 'otb', 'uav': 'uav123', 'nfs30': 'nfs'}
+def metric_fns(benchmark: str):
+    """(sequence_fn, summary_fn) for a benchmark name (case/dash insensitive).
 
-
-def canonical_benchmark(benchmark: str) -> str:
-    """'GOT-10k' -> 'got10k', 'OTB2015' -> 'otb'; raises KeyError for unknown names."""
-    key = benchmark.lower().replace('-', '').replace('_', '')
-    key = _ALIASES.get(key, key)
+    Raises KeyError for VOT, whose A/R/EAO are not one-pass metrics.
+    """
+    key = canonical_benchmark(benchmark)
     if key not in METRICS_FOR:
         raise KeyError(f'no OPE/GOT-10k/TrackingNet metrics for benchmark {benchmark!r} '
                        f'(known: {sorted(METRICS_FOR)}; VOT A/R/EAO is computed elsewhere)')
-    return key
-
-
-def metric_fns(benchmark: str):
-    """(sequence_fn, summary_fn) for a benchmark name (case/dash insensitive)."""
-    return METRICS_FOR[canonical_benchmark(benchmark)]
+    return METRICS_FOR[key]
 
 
 def evaluate(benchmark: str, per_sequence_inputs: Mapping[str, Mapping]) -> tuple[dict, dict]:

@@ -12,12 +12,12 @@ import dataclasses
 import inspect
 import logging
 import os
-import re
 from typing import Callable, Sequence as Seq
 
 import numpy as np
 import tqdm
 
+from tracking.data.benchmarks import canonical_benchmark
 from tracking.data.sequence import Sequence
 from tracking.eval import metrics as metrics_lib
 from tracking.eval import results as results_lib
@@ -25,7 +25,6 @@ from tracking.tracker import Tracker, run_sequence
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ('otb', 'lasot', 'got10k', 'trackingnet', 'uav123', 'nfs', 'vot', 'synthetic')
 
 # Folder under `<out>/results/` per benchmark, as the official toolkits name the data sets.
 RESULT_FOLDERS = {
@@ -39,21 +38,6 @@ SUBMISSION_SERVERS = {
     'trackingnet': 'the TrackingNet evaluation server on eval.ai (see https://tracking-net.org; '
                    'upload the flat zip of <seq>.txt files)',
 }
-
-_ALIASES = {'otb100': 'otb', 'otb2015': 'otb', 'uav': 'uav123', 'nfs30': 'nfs'}
-
-
-def canonical_benchmark(name: str) -> str:
-    """'OTB2015' -> 'otb', 'GOT-10k' -> 'got10k', 'vot2018' -> 'vot'.
-
-    Raises ValueError listing the known benchmarks for an unknown name.
-    """
-    key = name.lower().replace('-', '').replace('_', '')
-    key = 'vot' if re.fullmatch(r'vot20\d\d', key) else _ALIASES.get(key, key)
-    if key not in BENCHMARKS:
-        raise ValueError(f'unknown benchmark {name!r}; known benchmarks: {", ".join(BENCHMARKS)}')
-    return key
-
 
 def protocol_benchmark(benchmark: str) -> str:
     """The benchmark whose result layout and metrics are used for `benchmark`.
