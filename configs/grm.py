@@ -105,11 +105,15 @@ def get_config(arg: str = 'vitb_256') -> ml_collections.ConfigDict:
         c.data.ratios = (1.0,)
         c.data.samples_per_epoch = 3200
         c.data.num_parallel_calls = 2
+        # Crops centred closer to the target than the official 3.0: a model trained from
+        # scratch for minutes learns to refine the box around the centre, which is what
+        # tracking needs from frame to frame.
+        c.data.search_center_jitter = 1.0
         c.train.batch_size = 16
-        c.train.num_epochs = 10
+        c.train.num_epochs = 25                 # 5000 steps, about 8 minutes on 2 CPU cores
         c.train.lr = 1e-3
         c.train.backbone_lr_mult = 1.0
-        c.train.lr_drop_epoch = 8
+        c.train.lr_drop_epoch = 20
         c.train.grad_clip_norm = 1.0
         c.train.log_every_steps = 20
         c.train.checkpoint_every_steps = 200

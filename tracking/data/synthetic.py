@@ -34,8 +34,11 @@ SIZE_RANGE = (14.0, 42.0)        # sqrt(w h) of the target, px
 ASPECT_RANGE = (0.4, 2.5)        # w / h
 BLUR_MIN_SPEED = 3.0             # px/frame from which motion blur is applied
 JPEG_QUALITY = 90
-CLUTTER_RANGE = (15, 35)         # number of small textured clutter shapes in the background
-DISTRACTOR_RANGE = (1, 4)        # number of look-alike distractors, [low, high)
+# Number of small textured clutter shapes in the background and of look-alike distractors,
+# [low, high). Version 1.0.0 had (15, 35) and (1, 4): a tiny GRM trained for minutes on it learnt
+# only the centre prior (training IoU 0.38); with (3, 8) and (0, 2) it learns to track.
+CLUTTER_RANGE = (3, 8)
+DISTRACTOR_RANGE = (0, 2)
 
 # Seeds of the splits are disjoint ranges: split_offset + index.
 SPLIT_SEED_OFFSETS = {'train': 0, 'val': 1_000_000, 'test': 2_000_000}
@@ -454,8 +457,11 @@ class SyntheticTrackingConfig(tfds.core.BuilderConfig):
 class SyntheticTracking(tfds.core.GeneratorBasedBuilder):
     """Procedural single-object tracking sequences (see `generate_sequence`); no download."""
 
-    VERSION = tfds.core.Version('1.0.0')
+    VERSION = tfds.core.Version('1.1.0')
     RELEASE_NOTES = {
+        '1.1.0': 'Less background clutter (3-7 shapes instead of 15-34) and 0-1 look-alike '
+                 'distractors instead of 1-3, so that a tiny model can learn in minutes; a static '
+                 'box still scores a success AUC of 0.14 on the test split.',
         '1.0.0': 'Initial release: textured target, look-alike distractors, occluders, '
                  'out-of-view episodes, scale/aspect drift, illumination drift, motion blur. '
                  'Frames JPEG (quality 90); boxes xywh clipped to the frame.',
