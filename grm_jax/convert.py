@@ -5,7 +5,6 @@ Usage: python -m grm_jax.convert IN.pth.tar OUT_DIR --config configs/grm.py:vitb
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import sys
@@ -14,9 +13,7 @@ from typing import Any
 import numpy as np
 
 from grm_jax.model import model_config_of
-from tracking.checkpoint import save_variables
-from tracking.config import load_config
-from tracking.torch_pickle import load_weights
+from tracking.checkpoint import convert_main
 
 BRANCHES = ('ctr', 'offset', 'size')
 BRANCH_OUT = {'ctr': 1, 'offset': 2, 'size': 2}
@@ -216,28 +213,10 @@ def to_official(variables: dict, config) -> dict[str, np.ndarray]:
 
 # ------------------------------------------------------------------------------------------ CLI
 
-def load_torch_checkpoint(path: str) -> dict:
-    """The model state_dict (the 'net' entry of a trainer file) of an official .pth.tar, as
-    key -> numpy array; read without PyTorch (tracking.torch_pickle)."""
-    return load_weights(path)
-
-
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description='Convert an official GRM checkpoint to orbax.')
-    parser.add_argument('checkpoint', help='official .pth.tar (or .npz of key -> array)')
-    parser.add_argument('out_dir', help='output directory (orbax)')
-    parser.add_argument('--config', default='configs/grm.py:vitb_256',
-                        help='config spec, e.g. configs/grm.py:vitl_320')
-    args = parser.parse_args(argv)
-    config = load_config(args.config)
-    if args.checkpoint.endswith('.npz'):
-        with np.load(args.checkpoint) as data:
-            state_dict = {k: data[k] for k in data.files}
-    else:
-        state_dict = load_torch_checkpoint(args.checkpoint)
-    variables = from_official(state_dict, config)
-    save_variables(args.out_dir, variables)
-    print(f'converted {len(state_dict)} tensors from {args.checkpoint} -> {args.out_dir}')
+    """python -m grm_jax.convert IN.pth.tar OUT_DIR --config configs/grm.py:vitb_256"""
+    convert_main(argv, 'Convert an official GRM checkpoint to an orbax checkpoint.',
+                 'configs/grm.py:vitb_256', from_official)
 
 
 if __name__ == '__main__':

@@ -160,12 +160,12 @@ def load_training_sequences(name: str, data_config) -> list:
 
 
 def load_pretrained(variables: dict, path: str, config) -> dict:
-    """MAE weights from a .pth file into `variables` (torch is used when installed)."""
+    """MAE weights from a .pth file (its 'model' entry, read without torch) into `variables`."""
     from grm_jax import mae
-    from grm_jax.convert import load_torch_checkpoint
+    from tracking.torch_pickle import load_weights
 
     try:
-        state_dict = load_torch_checkpoint(path)
+        state_dict = load_weights(path)
     except FileNotFoundError:
         raise FileNotFoundError(f'config.train.pretrained: no file at {path}') from None
     variables = jax.tree.map(np.asarray, variables)

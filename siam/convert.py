@@ -6,21 +6,18 @@ trailing `_<digits>` of a module name into `.<digits>` (`layer2_0` -> `layer2.0`
 (kh, kw, I, O). `*.num_batches_tracked` entries are ignored.
 
 CLI: python -m siam.convert IN.pth OUT_DIR --config configs/siamrpn.py:r50_l234
-(IN may also be a .npz of the state_dict; .pth files are read without torch, see
-`load_state_dict`.)
+(IN may also be a .npz of the state_dict; .pth files are read without torch by
+`tracking.torch_pickle.load_weights`.)
 """
 from __future__ import annotations
 
-import argparse
 import re
 
 import jax
 import numpy as np
 
 from siam.model import variable_shapes
-from tracking.checkpoint import save_variables
-from tracking.config import load_config
-from tracking.torch_pickle import load_weights
+from tracking.checkpoint import convert_main
 
 # (collection, Flax leaf) -> PyTorch leaf.
 _LEAF_NAMES = {
@@ -126,25 +123,10 @@ def to_official(variables) -> dict:
     return state_dict
 
 
-def load_state_dict(path: str) -> dict:
-    """Reads a pysot checkpoint (.pth, or .npz of its state_dict) as {key: np.ndarray}; see
-    tracking.torch_pickle.load_weights (a 'state_dict' wrapper and 'module.' prefix are removed,
-    as pysot's load_pretrain does)."""
-    return load_weights(path)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description='Convert a pysot SiamRPN++ model.pth to Flax.')
-    parser.add_argument('checkpoint', help='pysot model.pth (or .npz of its state_dict)')
-    parser.add_argument('out_dir', help='output directory for the Flax variables')
-    parser.add_argument('--config', default='configs/siamrpn.py:r50_l234',
-                        help='config spec, e.g. configs/siamrpn.py:r50_l234_otb')
-    args = parser.parse_args(argv)
-    config = load_config(args.config)
-    variables = from_official(load_state_dict(args.checkpoint), config)
-    save_variables(args.out_dir, variables)
-    count = sum(np.size(x) for x in jax.tree_util.tree_leaves(variables['params']))
-    print(f'wrote {count:,} parameters ({args.config}) to {args.out_dir}')
+def main(argv=None) -> None:
+    """python -m siam.convert IN.pth OUT_DIR --config configs/siamrpn.py:r50_l234"""
+    convert_main(argv, 'Convert a pysot SiamRPN++ model.pth to an orbax checkpoint.',
+                 'configs/siamrpn.py:r50_l234', from_official)
 
 
 if __name__ == '__main__':

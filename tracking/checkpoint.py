@@ -200,3 +200,26 @@ def _with_batch_stats(variables: dict) -> dict:
 
 def _to_numpy(tree):
     return jax.tree.map(np.asarray, tree)
+
+
+def convert_main(argv, description: str, default_config: str, from_official) -> None:
+    """Command line of the official-checkpoint converters (`python -m <tracker>.convert`).
+
+    IN (a torch checkpoint, read without torch, or an .npz of key -> array) -> from_official ->
+    an orbax variables checkpoint in OUT_DIR.
+    """
+    import argparse
+
+    from tracking.config import load_config
+    from tracking.torch_pickle import load_weights
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('checkpoint', help='official checkpoint file (or .npz of key -> array)')
+    parser.add_argument('out_dir', help='output directory (orbax)')
+    parser.add_argument('--config', default=default_config, help='config file[:variant]')
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    state_dict = load_weights(args.checkpoint)
+    save_variables(args.out_dir, from_official(state_dict, config))
+    print(f'converted {len(state_dict)} tensors from {args.checkpoint} ({args.config}) '
+          f'-> {args.out_dir}')

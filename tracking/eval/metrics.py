@@ -183,8 +183,7 @@ def ope_summary(per_sequence: Mapping[str, dict]) -> dict:
       norm_precision_curve, the three *_thresholds arrays, num_sequences).
     """
     results = _require_sequences(per_sequence)
-    mean_curve = {k: np.mean([r[k] for r in results], axis=0)
-                  for k in ('success_curve', 'precision_curve', 'norm_precision_curve')}
+    mean_curve = _mean_curves(results)
     out = _ope_numbers(mean_curve['success_curve'], mean_curve['precision_curve'],
                        mean_curve['norm_precision_curve'])
     out.update(success_thresholds=SUCCESS_THRESHOLDS,
@@ -320,11 +319,16 @@ def trackingnet_sequence(pred_xywh, gt_xywh) -> dict:
     return _trackingnet_numbers(success, precision, norm) | {'num_frames': len(gt)}
 
 
+def _mean_curves(results) -> dict:
+    """The three curves averaged over sequences (the toolkits average curves, not scores)."""
+    return {k: np.mean([r[k] for r in results], axis=0)
+            for k in ('success_curve', 'precision_curve', 'norm_precision_curve')}
+
+
 def trackingnet_summary(per_sequence: Mapping[str, dict]) -> dict:
     """Averages the 21-point curves over sequences, then takes the trapezoid areas."""
     results = _require_sequences(per_sequence)
-    mean_curve = {k: np.mean([r[k] for r in results], axis=0)
-                  for k in ('success_curve', 'precision_curve', 'norm_precision_curve')}
+    mean_curve = _mean_curves(results)
     out = _trackingnet_numbers(mean_curve['success_curve'], mean_curve['precision_curve'],
                                mean_curve['norm_precision_curve'])
     out.update(success_thresholds=TRACKINGNET_SUCCESS_THRESHOLDS,
