@@ -47,6 +47,7 @@ def _assert_close(name, port, ref):
     assert port.shape == ref.shape, (name, port.shape, ref.shape)
     diff = np.abs(port - ref).max()
     tol = 1e-4 * max(1.0, np.abs(ref).max())
+    print(f'parity {name}: max |port - ref| = {diff:.2g} (tolerance {tol:.2g})')  # with -s
     assert diff <= tol, f'{name}: max |port - ref| = {diff:.3g} > {tol:.3g}'
 
 
@@ -103,5 +104,6 @@ def test_track_40_frames(official, forward, frames, threshold, key):
     boxes = [ref['init_box']] + [grm.track(frame) for frame in frames[1:]]
     deviation = np.abs(np.array(boxes) - ref[key]).max(axis=1)
     worst = int(np.argmax(deviation))
+    print(f'parity {key}: worst frame {worst}, {deviation[worst]:.2g} px')  # with -s
     assert deviation.max() <= 0.01, f'{key}: frame {worst} off by {deviation[worst]:.4g} px'
     assert tracker.make_forward(config).jitted._cache_size() == 1     # compiled once
