@@ -7,14 +7,21 @@ x1 - x0.
 """
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
+import sys
+
 import numpy as np
 
 
 def array_module(*arrays):
-    """`jnp` if any input is a jax array (or tracer), else `np`."""
-    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+    """`jnp` if any input is a jax array (or tracer), else `np`.
+
+    JAX is not imported here: an input can only be a jax array once jax is loaded, so numpy-only
+    users of this module (benchmark readers, metrics, eval.py scoring) never pay for importing it.
+    """
+    jax = sys.modules.get('jax')
+    if jax is not None and any(isinstance(a, jax.Array) for a in arrays):
+        return jax.numpy
+    return np
 
 
 def _as_array(xp, box):

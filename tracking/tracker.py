@@ -12,6 +12,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 import tqdm
 
+from tracking.boxes import validate_box_xywh
 from tracking.data.sequence import Sequence
 from tracking.images import FrameError
 
@@ -47,13 +48,7 @@ def validate_init_box(sequence: Sequence) -> np.ndarray:
 
     Raises ValueError naming the sequence if the box is not finite or has a non-positive size.
     """
-    box = np.asarray(sequence.init_box, np.float64)
-    if not np.all(np.isfinite(box)):
-        raise ValueError(f'sequence {sequence.name}: initial box {box.tolist()} is not finite')
-    if box[2] <= 0 or box[3] <= 0:
-        raise ValueError(f'sequence {sequence.name}: initial box {box.tolist()} has a '
-                         'non-positive width or height')
-    return box
+    return validate_box_xywh(sequence.init_box, f'sequence {sequence.name}: initial box')
 
 
 def _read_frame(sequence: Sequence, index: int) -> np.ndarray:
