@@ -59,6 +59,21 @@ class SiamRPN(nn.Module):
         cls, loc = self.rpn_head(tuple(zf), xf)
         return dict(cls=cls, loc=loc, neck_x=xf)
 
+    def train_forward(self, z, x, backbone_train_layers=()):
+        """Training forward as pysot's ModelBuilder.forward: z [B, 127, 127, 3] and
+        x [B, 255, 255, 3] go through the backbone one after the other (so BatchNorm running
+        statistics are updated twice, first with template statistics); neck and head
+        BatchNorms use batch statistics, backbone ones only in `backbone_train_layers`
+        (pysot layer names, e.g. ('layer2', 'layer3', 'layer4')).
+        Returns dict(cls [B, S, S, 2A], loc [B, S, S, 4A])."""
+        layers = tuple(backbone_train_layers)
+        zb = self.backbone(z, layers)
+        xb = self.backbone(x, layers)
+        zf = self.neck(zb, train=True)
+        xf = self.neck(xb, train=True)
+        cls, loc = self.rpn_head(tuple(zf), xf, train=True)
+        return dict(cls=cls, loc=loc)
+
     def __call__(self, z, x):
         return self.track_forward(x, self.template_features(z))
 

@@ -5,7 +5,7 @@ from typing import Any, Sequence
 
 import flax.linen as nn
 
-from siam.backbones.resnet_atrous import batch_norm, conv
+from siam.layers import batch_norm, conv
 
 # pysot crops a map to its centre only when its width is below this (templates: 15 -> 7).
 CROP_WIDTH_LIMIT = 20
@@ -30,9 +30,9 @@ class AdjustLayer(nn.Module):
     precision: Any = None
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, train: bool = False):
         x = conv(self.out_channels, 1, name='downsample_0', precision=self.precision)(x)
-        x = batch_norm('downsample_1')(x)
+        x = batch_norm('downsample_1')(x, train)
         return center_crop(x, self.center_size)
 
 
@@ -44,13 +44,13 @@ class AdjustAllLayer(nn.Module):
     precision: Any = None
 
     @nn.compact
-    def __call__(self, features):
+    def __call__(self, features, train: bool = False):
         if len(features) != len(self.out_channels):
             raise ValueError(f'AdjustAllLayer: {len(features)} feature maps for '
                              f'{len(self.out_channels)} levels')
         if len(self.out_channels) == 1:
             return (AdjustLayer(self.out_channels[0], self.center_size, self.precision,
-                                name='downsample')(features[0]),)
+                                name='downsample')(features[0], train),)
         return tuple(AdjustLayer(channels, self.center_size, self.precision,
-                                 name=f'downsample{i + 2}')(feature)
+                                 name=f'downsample{i + 2}')(feature, train)
                      for i, (channels, feature) in enumerate(zip(self.out_channels, features)))

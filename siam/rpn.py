@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siam.backbones.resnet_atrous import batch_norm, conv
+from siam.layers import batch_norm, conv
 from siam.xcorr import xcorr_depthwise
 
 
@@ -22,9 +22,9 @@ class ConvBNReLU(nn.Module):
     precision: Any = None
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, train: bool = False):
         x = conv(self.features, self.kernel, name='0', precision=self.precision)(x)
-        return nn.relu(batch_norm('1')(x))
+        return nn.relu(batch_norm('1')(x, train))
 
 
 class DepthwiseXCorr(nn.Module):
@@ -39,13 +39,13 @@ class DepthwiseXCorr(nn.Module):
     precision: Any = None
 
     @nn.compact
-    def __call__(self, z, x):
+    def __call__(self, z, x, train: bool = False):
         p = self.precision
-        kernel = ConvBNReLU(self.hidden, self.kernel_size, p, name='conv_kernel')(z)
-        search = ConvBNReLU(self.hidden, self.kernel_size, p, name='conv_search')(x)
+        kernel = ConvBNReLU(self.hidden, self.kernel_size, p, name='conv_kernel')(z, train)
+        search = ConvBNReLU(self.hidden, self.kernel_size, p, name='conv_search')(x, train)
         feature = xcorr_depthwise(search, kernel, precision=p)
         out = conv(self.hidden, 1, name='head_0', precision=p)(feature)
-        out = nn.relu(batch_norm('head_1')(out))
+        out = nn.relu(batch_norm('head_1')(out, train))
         out = nn.Conv(self.out_channels, (1, 1), use_bias=True, precision=p, name='head_3')(out)
         return out
 
@@ -57,11 +57,11 @@ class DepthwiseRPN(nn.Module):
     precision: Any = None
 
     @nn.compact
-    def __call__(self, z, x):
+    def __call__(self, z, x, train: bool = False):
         cls = DepthwiseXCorr(self.channels, 2 * self.anchor_num, precision=self.precision,
-                             name='cls')(z, x)
+                             name='cls')(z, x, train)
         loc = DepthwiseXCorr(self.channels, 4 * self.anchor_num, precision=self.precision,
-                             name='loc')(z, x)
+                             name='loc')(z, x, train)
         return cls, loc
 
 
@@ -87,14 +87,14 @@ class MultiRPN(nn.Module):
     precision: Any = None
 
     @nn.compact
-    def __call__(self, zs, xs):
+    def __call__(self, zs, xs, train: bool = False):
         if not len(zs) == len(xs) == len(self.in_channels):
             raise ValueError(f'MultiRPN: {len(zs)} template and {len(xs)} search maps for '
                              f'{len(self.in_channels)} levels')
         cls_levels, loc_levels = [], []
         for i, (channels, z, x) in enumerate(zip(self.in_channels, zs, xs)):
             cls, loc = DepthwiseRPN(self.anchor_num, channels, self.precision,
-                                    name=f'rpn{i + 2}')(z, x)
+                                    name=f'rpn{i + 2}')(z, x, train)
             cls_levels.append(cls)
             loc_levels.append(loc)
         cls_logits = loc_logits = None

@@ -1,4 +1,4 @@
-"""pysot's ResNet 'atrous' (NHWC, inference-mode BatchNorm).
+"""pysot's ResNet 'atrous' (NHWC; BatchNorm with PyTorch semantics, see siam/layers.py).
 
 Differences from torchvision's ResNet-50 (see /work/shared/specs/siamrpn.md section 1.1):
 conv1 has padding 0; a stride-2 3x3 conv has padding 0; layer3/layer4 keep stride 1 and use
@@ -13,46 +13,13 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
+
+from siam.layers import batch_norm, conv, layer_of
 
 EXPANSION = 4
 # Per stage: (stride, dilation) of pysot's resnet50 with used_layers [2, 3, 4].
 STAGE_STRIDES = (1, 2, 1, 1)
 STAGE_DILATIONS = (1, 1, 2, 4)
-
-
-def conv(features, kernel, stride=1, padding=0, dilation=1, name=None, precision=None):
-    """A bias-free square conv with PyTorch-style symmetric padding (pixels)."""
-    return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
-                   padding=((padding, padding), (padding, padding)),
-                   kernel_dilation=(dilation, dilation), use_bias=False,
-                   precision=precision, name=name)
-
-
-class FrozenBatchNorm(nn.Module):
-    """Inference-mode BatchNorm over the last axis, in PyTorch's CPU arithmetic.
-
-    alpha = scale / sqrt(var + eps), beta = bias - mean * alpha, y = x * alpha + beta
-    (float32, eps 1e-5). Variables are named as flax's BatchNorm names them: params
-    `scale`/`bias`, batch_stats `mean`/`var`.
-    """
-    epsilon: float = 1e-5
-
-    @nn.compact
-    def __call__(self, x):
-        channels = x.shape[-1]
-        scale = self.param('scale', nn.initializers.ones, (channels,))
-        bias = self.param('bias', nn.initializers.zeros, (channels,))
-        mean = self.variable('batch_stats', 'mean', jnp.zeros, (channels,)).value
-        var = self.variable('batch_stats', 'var', jnp.ones, (channels,)).value
-        alpha = scale * (1.0 / jnp.sqrt(var + self.epsilon))
-        beta = bias - mean * alpha
-        return x * alpha + beta
-
-
-def batch_norm(name):
-    """Inference-mode BatchNorm with PyTorch's eps 1e-5 and arithmetic (see FrozenBatchNorm)."""
-    return FrozenBatchNorm(name=name)
 
 
 class Bottleneck(nn.Module):
@@ -68,19 +35,21 @@ class Bottleneck(nn.Module):
     precision: Any = None
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, train: bool = False):
         p = self.precision
-        out = nn.relu(batch_norm('bn1')(conv(self.planes, 1, name='conv1', precision=p)(x)))
+        out = conv(self.planes, 1, name='conv1', precision=p)(x)
+        out = nn.relu(batch_norm('bn1')(out, train))
         out = conv(self.planes, 3, self.stride, self.padding, self.dilation, name='conv2',
                    precision=p)(out)
-        out = nn.relu(batch_norm('bn2')(out))
-        out = batch_norm('bn3')(conv(self.planes * EXPANSION, 1, name='conv3', precision=p)(out))
+        out = nn.relu(batch_norm('bn2')(out, train))
+        out = conv(self.planes * EXPANSION, 1, name='conv3', precision=p)(out)
+        out = batch_norm('bn3')(out, train)
         residual = x
         if self.downsample is not None:
             kernel, stride, padding, dilation = self.downsample
             residual = conv(self.planes * EXPANSION, kernel, stride, padding, dilation,
                             name='downsample_0', precision=p)(x)
-            residual = batch_norm('downsample_1')(residual)
+            residual = batch_norm('downsample_1')(residual, train)
         return nn.relu(out + residual)
 
 
@@ -112,6 +81,8 @@ class ResNetAtrous(nn.Module):
 
     blocks: blocks per stage (ResNet-50: (3, 4, 6, 3)); base_width: planes of layer1 (64).
     used_layers: which of [stem, layer1, layer2, layer3, layer4] (0..4) to return.
+    train_layers (call argument): pysot layer names ('bn1' for the stem, 'layer1'..'layer4')
+    whose BatchNorms use batch statistics (training); all others use running statistics.
     Returns a tuple of [B, h, w, C] maps in used_layers order (for ResNet-50 l234 at 255 input:
     (512, 1024, 2048) channels at 31x31).
     """
@@ -121,10 +92,10 @@ class ResNetAtrous(nn.Module):
     precision: Any = None
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, train_layers: Sequence[str] = ()):
         x = conv(self.base_width, 7, stride=2, padding=0, name='conv1',
                  precision=self.precision)(x)
-        x = nn.relu(batch_norm('bn1')(x))
+        x = nn.relu(batch_norm('bn1')(x, 'bn1' in train_layers))
         outputs = [x]
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         in_channels = self.base_width
@@ -135,8 +106,9 @@ class ResNetAtrous(nn.Module):
             planes = self.base_width * 2 ** stage_index
             layout = stage_layout(stage_index, num_blocks, in_channels, planes)
             for block_index, block in enumerate(layout):
-                x = Bottleneck(planes, precision=self.precision,
-                               name=f'layer{stage_index + 1}_{block_index}', **block)(x)
+                name = f'layer{stage_index + 1}_{block_index}'
+                x = Bottleneck(planes, precision=self.precision, name=name, **block)(
+                    x, layer_of(name) in train_layers)
             in_channels = planes * EXPANSION
             outputs.append(x)
         return tuple(outputs[i] for i in self.used_layers)
