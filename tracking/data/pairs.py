@@ -22,11 +22,8 @@ Usable frame: finite box with w, h > 0 and (if the sequence says) visible.
 """
 from __future__ import annotations
 
-import atexit
-import gc
 import logging
 import math
-import weakref
 from typing import Iterator, Sequence as Seq
 
 import cv2
@@ -228,77 +225,17 @@ def train_batches(sequences_per_dataset: Seq[Seq[Sequence]], ratios: Seq[float],
       template [B, Ht, Wt, 3] uint8, search [B, Hs, Ws, 3] uint8, template_box / search_box
       [B, 4] float32 (x, y, w, h) as fractions of the crop, heatmap [B, F, F] float32
       (F = search_size // patch_size), index [B] int64 global sample indices.
-    Built with tf.data: a counter -> global sample index -> parallel deterministic map of
-    `PairSampler.sample` through tf.numpy_function -> batch -> prefetch.
+    See `tracking.data.pipeline.sample_batches` for the tf.data plumbing.
     """
-    import tensorflow as tf
+    from tracking.data.pipeline import ArraySpec, sample_batches
 
-    if global_batch % process_count:
-        raise ValueError(f'pairs: global batch {global_batch} is not divisible by '
-                         f'{process_count} processes')
-    if not 0 <= process_index < process_count:
-        raise ValueError(f'pairs: process_index {process_index} not in [0, {process_count})')
     sampler = PairSampler(sequences_per_dataset, ratios, data_config, model_config, seed)
-    local = global_batch // process_count
     t_size, s_size = int(model_config.template_size), int(model_config.search_size)
     grid = s_size // int(model_config.patch_size)
-    shapes = dict(template=(t_size, t_size, 3), search=(s_size, s_size, 3), template_box=(4,),
-                  search_box=(4,), heatmap=(grid, grid), index=())
-    dtypes = dict(template=tf.uint8, search=tf.uint8, template_box=tf.float32,
-                  search_box=tf.float32, heatmap=tf.float32, index=tf.int64)
-
-    def sample_tuple(index):
-        sample = sampler.sample(int(index))
-        return tuple(sample[k] for k in _KEYS)
-
-    def global_index(i):
-        step = start_step + i // local
-        return step * global_batch + process_index * local + i % local
-
-    def load(index):
-        values = tf.numpy_function(sample_tuple, [index], [dtypes[k] for k in _KEYS],
-                                   stateful=False)
-        return {k: tf.ensure_shape(v, shapes[k]) for k, v in zip(_KEYS, values)}
-
-    dataset = tf.data.Dataset.counter(start=0, dtype=tf.int64).map(global_index)
-    dataset = dataset.map(load, num_parallel_calls=int(data_config.num_parallel_calls),
-                          deterministic=True)
-    dataset = dataset.batch(local, drop_remainder=True).prefetch(int(data_config.prefetch))
-    options = tf.data.Options()
-    options.deterministic = True
-    return BatchIterator(dataset.with_options(options))
-
-
-class BatchIterator:
-    """Iterator over a tf.data pipeline that can be closed, and is closed at interpreter exit.
-
-    tf.data worker threads that run Python (tf.numpy_function) must be stopped before Python
-    shuts down, or the process can hang or abort at exit; `close()` (also called by `atexit`
-    for every iterator still open) drops the TF iterator, which cancels them.
-    """
-
-    def __init__(self, dataset):
-        self._iterator = iter(dataset.as_numpy_iterator())
-        _OPEN_ITERATORS.add(self)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> dict:
-        if self._iterator is None:
-            raise StopIteration
-        return next(self._iterator)
-
-    def close(self) -> None:
-        self._iterator = None
-        _OPEN_ITERATORS.discard(self)
-
-
-_OPEN_ITERATORS: weakref.WeakSet = weakref.WeakSet()
-
-
-@atexit.register
-def _close_open_iterators() -> None:
-    for iterator in list(_OPEN_ITERATORS):
-        iterator.close()
-    gc.collect()
+    spec = dict(template=ArraySpec((t_size, t_size, 3), np.uint8),
+                search=ArraySpec((s_size, s_size, 3), np.uint8),
+                template_box=ArraySpec((4,), np.float32), search_box=ArraySpec((4,), np.float32),
+                heatmap=ArraySpec((grid, grid), np.float32), index=ArraySpec((), np.int64))
+    return sample_batches(sampler.sample, spec, global_batch, start_step, process_index,
+                          process_count, int(data_config.num_parallel_calls),
+                          int(data_config.prefetch))
