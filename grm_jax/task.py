@@ -20,9 +20,9 @@ import numpy as np
 import optax
 
 from tracking.crops import normalize_imagenet
+from tracking.train.optim import clip_by_global_norm_torch
 
 HEAD, BACKBONE, DIVISION = 'head', 'backbone', 'division'
-TORCH_CLIP_EPS = 1e-6
 
 
 def param_group(path: tuple[str, ...]) -> str:
@@ -36,17 +36,6 @@ def param_groups(params) -> dict:
     """Same tree as params with each leaf replaced by its group name."""
     return jax.tree_util.tree_map_with_path(
         lambda path, _: param_group(tuple(_key_name(k) for k in path)), params)
-
-
-def clip_by_global_norm_torch(max_norm: float) -> optax.GradientTransformation:
-    """Scales all gradients by min(1, max_norm / (global_norm + 1e-6)), as clip_grad_norm_."""
-    def update(updates, state, params=None):
-        del params
-        norm = optax.global_norm(updates)
-        scale = jnp.minimum(1.0, max_norm / (norm + TORCH_CLIP_EPS))
-        return jax.tree.map(lambda g: g * scale.astype(g.dtype), updates), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def step_lr_schedule(base_lr: float, drop_every_steps: int, factor: float):
@@ -136,27 +125,13 @@ class GRMTask:
 
     def train_batches(self, start_step: int, process_index: int, process_count: int) -> Iterator:
         from tracking.data import pairs
+        from tracking.data.datasets import load_training_sequences
 
         data = self.config.data
         sequences = [load_training_sequences(name, data) for name in data.datasets]
         return pairs.train_batches(sequences, tuple(data.ratios), data, self.config.model,
                                    int(self.config.train.batch_size), int(self.config.seed),
                                    start_step, process_index, process_count)
-
-
-def load_training_sequences(name: str, data_config) -> list:
-    """Sequences of training set `name`; 'synthetic' is the embedded TFDS dataset."""
-    roots = data_config.roots
-    if name == 'synthetic':
-        from tracking.data.synthetic import load_synthetic
-        return load_synthetic('train', roots.get('synthetic') or None)
-    from tracking.data.datasets import load_training_set
-    root_key = 'got10k' if name.startswith('got10k') else name
-    root = roots.get(root_key, '') if root_key in roots else ''
-    if not root:
-        raise ValueError(f'training set {name!r} needs config.data.roots.{root_key} '
-                         '(the folder holding it)')
-    return load_training_set(name, root)
 
 
 def load_pretrained(variables: dict, path: str, config) -> dict:

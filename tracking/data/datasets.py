@@ -166,3 +166,17 @@ def load_training_set(name: str, root: str | os.PathLike) -> list[Sequence]:
     if name not in _LOADERS:
         raise ValueError(f'unknown training set {name!r}; known: {", ".join(TRAINING_SETS)}')
     return _LOADERS[name](root)
+
+
+def load_training_sequences(name: str, data_config) -> list:
+    """Sequences of training set `name`; 'synthetic' is the embedded TFDS dataset."""
+    roots = data_config.roots
+    if name == 'synthetic':
+        from tracking.data.synthetic import load_synthetic
+        return load_synthetic('train', roots.get('synthetic') or None)
+    root_key = 'got10k' if name.startswith('got10k') else name
+    root = roots.get(root_key, '') if root_key in roots else ''
+    if not root:
+        raise ValueError(f'training set {name!r} needs config.data.roots.{root_key} '
+                         '(the folder holding it)')
+    return load_training_set(name, root)
