@@ -9,8 +9,13 @@ Score existing result folders of one or more trackers (plotted on one figure):
   python eval.py --benchmark otb --root /data/OTB100 --results runs/a/results/OTB100/grm \
       --results other/SiamRPN++ --out /tmp/compare
 
+VOT (--benchmark vot, vot2016, vot2017, vot2018 or vot2019) runs the supervised reset protocol
+and scores EAO / A / R; results in <out>/results/VOT2018/<tracker>/baseline/<seq>/<seq>_001.txt.
+The year picks the EAO interval (plain vot: VOT2018's). --vot_protocol ope runs the same sequences
+one-pass like OTB instead (results under results/VOT-OPE/).
+
 Outputs: <out>/metrics.json, a printed table, <out>/<benchmark>_success.png and
-_precision.png. Finished sequences are skipped on a restart.
+_precision.png (not for the VOT reset protocol). Finished sequences are skipped on a restart.
 """
 from __future__ import annotations
 
@@ -47,6 +52,13 @@ _RESULTS = flags.DEFINE_multi_string(
 _BASELINE = flags.DEFINE_enum(
     'baseline', None, ['static'], 'Run a baseline tracker instead of --config.')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show tqdm progress bars.')
+_VOT_PROTOCOL = flags.DEFINE_enum(
+    'vot_protocol', 'supervised', ['supervised', 'ope'],
+    'VOT only: supervised = reset protocol scored EAO/A/R; ope = one-pass, scored like OTB.')
+_EAO_CONVENTION = flags.DEFINE_enum(
+    'eao_convention', 'pysot', ['pysot', 'vot-toolkit'],
+    'VOT only: which curve entries the EAO interval [low, high] averages: pysot '
+    'curve[low-1..high-1] (the published numbers), vot-toolkit curve[low..high].')
 
 
 def _fail(message: str):
@@ -94,15 +106,32 @@ def _tracker_factory(mode: str, benchmark: str):
     return name, lambda: tracker_lib.make_tracker(config, variables, benchmark)
 
 
+def _protocol(benchmark: str) -> str:
+    """The name the runner gets: the VOT year as given ('vot2016'), 'vot-ope', or `benchmark`."""
+    if benchmark != 'vot':
+        return benchmark
+    if _VOT_PROTOCOL.value == 'ope':
+        return runner.VOT_OPE
+    name = _BENCHMARK.value.lower().replace('-', '').replace('_', '')
+    from tracking.eval import vot
+    try:
+        vot.eao_interval(name)
+    except ValueError as e:
+        _fail(f'{e} (use --vot_protocol ope to score it one-pass)')
+    return name
+
+
 def _report(benchmark: str, per_sequence: dict, summaries: dict) -> None:
     from tracking.eval import plots, report
     out = _OUT.value
     json_path = report.write_metrics_json(os.path.join(out, 'metrics.json'), per_sequence,
                                           summaries)
     print(report.format_table(summaries, benchmark))
-    written = plots.plot_success_precision(summaries, os.path.join(out, benchmark),
-                                           runner.RESULT_FOLDERS[benchmark])
     print(f'metrics: {json_path}')
+    if runner.is_vot_supervised(benchmark):
+        return
+    written = plots.plot_success_precision(summaries, os.path.join(out, benchmark),
+                                           runner.result_folder(benchmark))
     for path in written:
         print(f'plot: {path}')
 
@@ -118,9 +147,7 @@ def main(argv):
         _fail(str(e))
     mode = _check_mode()
     logging.getLogger('tracking').setLevel(logging.INFO)
-    if benchmark == 'vot':
-        print('eval.py: note: VOT is run and scored one-pass (AUC/precision); the reset-based '
-              'A/R/EAO protocol is not implemented.')
+    protocol = _protocol(benchmark)
     try:
         sequences = _load_sequences(benchmark)
     except (FileNotFoundError, KeyError, ValueError) as e:
@@ -129,21 +156,23 @@ def main(argv):
         _fail(f'no sequences found for {benchmark} under {_ROOT.value!r}')
 
     if mode == 'score':
-        scored = runner.score_results(_RESULTS.value, sequences, benchmark)
+        scored = runner.score_results(_RESULTS.value, sequences, protocol,
+                                      eao_convention=_EAO_CONVENTION.value)
         if not scored:
             _fail('none of the --results folders could be scored (see the log above)')
         per_sequence = {name: p for name, (p, _) in scored.items()}
         summaries = {name: s for name, (_, s) in scored.items()}
-        _report(benchmark, per_sequence, summaries)
+        _report(protocol, per_sequence, summaries)
         return
 
     tracker_name, factory = _tracker_factory(mode, benchmark)
-    results_dir = os.path.join(_OUT.value, 'results', runner.RESULT_FOLDERS[benchmark])
+    results_dir = os.path.join(_OUT.value, 'results', runner.result_folder(protocol))
     per_sequence, summary, failures = runner.evaluate_tracker(
-        factory, sequences, benchmark, results_dir, tracker_name, progress=_PROGRESS.value)
+        factory, sequences, protocol, results_dir, tracker_name, progress=_PROGRESS.value,
+        eao_convention=_EAO_CONVENTION.value)
     print(f'results: {os.path.join(results_dir, tracker_name)}')
     if summary is not None:
-        _report(benchmark, {tracker_name: per_sequence}, {tracker_name: summary})
+        _report(protocol, {tracker_name: per_sequence}, {tracker_name: summary})
     elif benchmark in runner.SUBMISSION_SERVERS:
         print(f'{benchmark}: no public ground truth; submit the results in {results_dir} to '
               f'{runner.SUBMISSION_SERVERS[benchmark]}')

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -15,10 +16,14 @@ _OPE_COLUMNS = (('AUC', 'auc'), ('P@20', 'precision'), ('NormP@0.2', 'norm_preci
 _GOT10K_COLUMNS = (('AO', 'ao'), ('SR0.5', 'sr50'), ('SR0.75', 'sr75'))
 _TRACKINGNET_COLUMNS = (('Success', 'auc'), ('Precision', 'precision'),
                         ('NormPrec', 'norm_precision'))
+# VOT supervised protocol (PySOT's table): R = failures per 100 frames, Lost = total failures.
+_VOT_COLUMNS = (('EAO', 'eao'), ('A', 'accuracy'), ('R', 'robustness'), ('Lost', 'lost_number'))
 
 
 def _columns(benchmark: str):
     key = benchmark.lower().replace('-', '').replace('_', '')
+    if re.fullmatch(r'vot(20\d\d)?', key):
+        return _VOT_COLUMNS
     if key == 'got10k':
         return _GOT10K_COLUMNS
     if key == 'trackingnet':
@@ -30,8 +35,9 @@ def format_table(summaries: Mapping[str, Mapping], benchmark: str) -> str:
     """Aligned text table, one row per tracker, best first; values are fractions (3 decimals).
 
     OPE benchmarks: AUC / P@20 / NormP@0.2; GOT-10k: AO / SR0.5 / SR0.75; TrackingNet: the
-    devkit's Success / Precision / NormPrec areas. A trailing '#seq' column gives the number of
-    sequences when the summaries carry it.
+    devkit's Success / Precision / NormPrec areas; VOT (vot, vot2016 ... vot2019, not vot-ope):
+    EAO / A / R (failures per 100 frames) / Lost (total failures). A trailing '#seq' column
+    gives the number of sequences when the summaries carry it.
     """
     columns = _columns(benchmark)
     rank_key = columns[0][1]
@@ -60,6 +66,8 @@ def _sort_value(value) -> float:
 def _fmt(value) -> str:
     if value is None:
         return '-'
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
     value = float(value)
     return 'nan' if math.isnan(value) else f'{value:.3f}'
 

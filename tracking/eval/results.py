@@ -9,6 +9,9 @@ Layouts (`out_dir` is the benchmark's results folder, e.g. `results/OTB100`):
   `<seq>_time.txt` (%.8f, one row per frame, seconds; zeros when the times are unknown, which
   the toolkit ignores when computing speed). Upload: zip of the `<tracker>` folder's content.
 * TrackingNet: `<out_dir>/<tracker>/<seq>.txt` (%.2f, comma); upload: flat zip of the files.
+* VOT reset protocol: `<out_dir>/<tracker>/baseline/<seq>/<seq>_001.txt` (codes or %.4f boxes),
+  written and read by tracking.eval.vot (which uses `atomic_write_text` from here); VOT scored
+  one-pass ('vot-ope') uses the OPE layout.
 
 Files are written to a temporary name and renamed with `os.replace`, so a killed run never
 leaves a truncated file under the final name (GOT-10k: the time file first, the box file last).

@@ -5,6 +5,10 @@ every other one is written (atomically) as soon as it finishes, and a sequence t
 reported without stopping the others. Scores are always computed from the files on disk, so a
 restarted run scores every finished sequence. `score_results` scores existing result folders
 (ours or other trackers' raw results) without running anything.
+
+VOT ('vot', 'vot2016', 'vot2017', 'vot2018', 'vot2019') runs the supervised reset protocol and
+scores A/R/EAO (tracking.eval.vot); the year picks the EAO interval (plain 'vot': VOT2018's).
+'vot-ope' runs and scores the same sequences one-pass like OTB (AUC / precision).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from tracking.data.benchmarks import canonical_benchmark
 from tracking.data.sequence import Sequence
 from tracking.eval import metrics as metrics_lib
 from tracking.eval import results as results_lib
+from tracking.eval import vot as vot_lib
 from tracking.tracker import Tracker, run_sequence
 
 logger = logging.getLogger(__name__)
@@ -29,8 +34,9 @@ logger = logging.getLogger(__name__)
 # Folder under `<out>/results/` per benchmark, as the official toolkits name the data sets.
 RESULT_FOLDERS = {
     'otb': 'OTB100', 'lasot': 'LaSOT', 'got10k': 'GOT-10k', 'trackingnet': 'TrackingNet',
-    'uav123': 'UAV123', 'nfs': 'NFS30', 'vot': 'VOT', 'synthetic': 'Synthetic',
+    'uav123': 'UAV123', 'nfs': 'NFS30', 'vot': 'VOT2018', 'synthetic': 'Synthetic',
 }
+VOT_OPE = 'vot-ope'  # VOT sequences run and scored one-pass like OTB.
 
 # Where results of benchmarks with withheld ground truth are scored.
 SUBMISSION_SERVERS = {
@@ -39,14 +45,40 @@ SUBMISSION_SERVERS = {
                    'upload the flat zip of <seq>.txt files)',
 }
 
+def _normalise(benchmark: str) -> str:
+    return benchmark.lower().replace('-', '').replace('_', '')
+
+
+def is_vot_ope(benchmark: str) -> bool:
+    """True for 'vot-ope' (also 'vot_ope', 'votope')."""
+    return _normalise(benchmark) == 'votope'
+
+
+def is_vot_supervised(benchmark: str) -> bool:
+    """True for VOT names ('vot', 'vot2018', ...) that run the reset protocol (not 'vot-ope')."""
+    return not is_vot_ope(benchmark) and canonical_benchmark(benchmark) == 'vot'
+
+
 def protocol_benchmark(benchmark: str) -> str:
     """The benchmark whose result layout and metrics are used for `benchmark`.
 
-    VOT's reset-based protocol (A/R/EAO) is not implemented: VOT sequences are run and scored
-    one-pass like OTB (AUC / precision), which is what `vot` maps to here.
+    'vot-ope' -> 'otb' (one-pass AUC / precision on VOT sequences); every VOT year -> 'vot' (the
+    supervised protocol, A/R/EAO); other names -> their canonical name.
     """
-    key = canonical_benchmark(benchmark)
-    return 'otb' if key == 'vot' else key
+    if is_vot_ope(benchmark):
+        return 'otb'
+    return canonical_benchmark(benchmark)
+
+
+def result_folder(benchmark: str) -> str:
+    """Folder name under `<out>/results/`: 'VOT2016' for 'vot2016', 'VOT2018' for 'vot',
+    'VOT-OPE' for 'vot-ope', else RESULT_FOLDERS of the canonical name."""
+    if is_vot_ope(benchmark):
+        return 'VOT-OPE'
+    if is_vot_supervised(benchmark):
+        key = _normalise(benchmark)
+        return (vot_lib.DEFAULT_YEAR if key == 'vot' else key).upper()
+    return RESULT_FOLDERS[canonical_benchmark(benchmark)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,12 +146,14 @@ def _tracker_names(results_dirs: Seq[str]) -> list[str]:
             for p, n in zip(paths, names)]
 
 
-def score_results(results_dirs: Seq[str], sequences: Seq[Sequence],
-                  benchmark: str) -> dict[str, tuple[dict, dict]]:
+def score_results(results_dirs: Seq[str], sequences: Seq[Sequence], benchmark: str,
+                  eao_convention: str = 'pysot') -> dict[str, tuple[dict, dict]]:
     """Scores existing result folders without running a tracker.
 
-    results_dirs: tracker folders holding `<seq>.txt` (or GOT-10k `<seq>/<seq>_001.txt`);
-      the tracker name is the folder's basename.
+    results_dirs: tracker folders holding `<seq>.txt` (or GOT-10k `<seq>/<seq>_001.txt`; VOT:
+      `baseline/<seq>/<seq>_001.txt` or `<seq>/<seq>_001.txt`); the tracker name is the folder's
+      basename.
+    eao_convention: VOT only, 'pysot' or 'vot-toolkit' (see tracking.eval.vot.eao).
     Returns {tracker name: (per_sequence {seq: metrics}, summary)}. Sequences without a result
     file are logged and left out; a tracker with no scorable sequence is logged and left out.
     Raises FileNotFoundError for a folder that does not exist.
@@ -129,12 +163,21 @@ def score_results(results_dirs: Seq[str], sequences: Seq[Sequence],
             raise FileNotFoundError(f'results folder not found: {directory}')
     scored = {}
     for directory, name in zip(results_dirs, _tracker_names(results_dirs)):
-        def read(sequence, directory=directory):
-            path = results_lib.find_result_file(directory, protocol_benchmark(benchmark),
-                                                sequence.name)
-            return None if path is None else results_lib.read_boxes(path)
+        if is_vot_supervised(benchmark):
+            def read(sequence, directory=directory):
+                path = vot_lib.find_result_file(directory, sequence.name)
+                return None if path is None else vot_lib.read_records(path)
 
-        per_sequence, summary, failures, missing = score_sequences(read, sequences, benchmark)
+            per_sequence, summary, failures, missing = score_vot_sequences(
+                read, sequences, benchmark, eao_convention)
+        else:
+            def read(sequence, directory=directory):
+                path = results_lib.find_result_file(directory, protocol_benchmark(benchmark),
+                                                    sequence.name)
+                return None if path is None else results_lib.read_boxes(path)
+
+            per_sequence, summary, failures, missing = score_sequences(read, sequences,
+                                                                       benchmark)
         for failure in failures:
             logger.error('%s: %s', name, failure)
         _log_missing(name, missing)
@@ -147,9 +190,12 @@ def score_results(results_dirs: Seq[str], sequences: Seq[Sequence],
 
 
 def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence],
-                     benchmark: str, out_dir: str, tracker_name: str, progress: bool = True
+                     benchmark: str, out_dir: str, tracker_name: str, progress: bool = True,
+                     eao_convention: str = 'pysot'
                      ) -> tuple[dict, dict | None, list[SequenceFailure]]:
     """Runs a tracker over `sequences`, writing `<out_dir>/<tracker_name>/...` result files.
+
+    VOT names (not 'vot-ope') run the supervised protocol instead (`evaluate_vot`).
 
     tracker_factory: () -> Tracker, called once, and only if some sequence still has to run;
       the tracker is re-initialised on every sequence. An error raised by the factory propagates.
@@ -158,6 +204,9 @@ def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequ
     nothing could be scored, e.g. for test splits without public ground truth (GOT-10k test,
     TrackingNet test): their results are written and zipped for the evaluation server instead.
     """
+    if is_vot_supervised(benchmark):
+        return evaluate_vot(tracker_factory, sequences, benchmark, out_dir, tracker_name,
+                            progress, eao_convention)
     layout_benchmark = protocol_benchmark(benchmark)
     failures: list[SequenceFailure] = []
     tracker = None
@@ -213,3 +262,74 @@ def _report_withheld(out_dir: str, benchmark: str, tracker_name: str, count: int
             logger.warning('could not zip results: %s', e)
     logger.warning('%d sequence(s) of %s have no public ground truth after frame 0; they are '
                    'not scored here. Submit %s to %s.', count, benchmark, where, server)
+
+
+# --- VOT supervised (reset) protocol ------------------------------------------------------------
+
+def score_vot_sequences(read_records: Callable[[Sequence], list | None], sequences: Seq[Sequence],
+                        benchmark: str, eao_convention: str = 'pysot'
+                        ) -> tuple[dict, dict | None, list[SequenceFailure], list[str]]:
+    """Scores one tracker's VOT records; like `score_sequences`, with A/R/EAO.
+
+    read_records(sequence) -> records list or None when the sequence has no result file.
+    The EAO interval comes from the benchmark name (vot2016 ... vot2019; plain vot: VOT2018).
+    """
+    interval = vot_lib.eao_interval(_normalise(benchmark))
+    per_sequence, failures, missing = {}, [], []
+    for sequence in sequences:
+        try:
+            records = read_records(sequence)
+            if records is None:
+                missing.append(sequence.name)
+                continue
+            per_sequence[sequence.name] = vot_lib.score_sequence(
+                records, vot_lib.ground_truth_regions(sequence), vot_lib.image_size(sequence))
+        except (ValueError, OSError) as e:
+            failures.append(SequenceFailure(sequence.name, f'cannot score results: {e}'))
+    summary = (vot_lib.vot_summary(per_sequence, interval, eao_convention)
+               if per_sequence else None)
+    return per_sequence, summary, failures, missing
+
+
+def evaluate_vot(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence],
+                 benchmark: str, out_dir: str, tracker_name: str, progress: bool = True,
+                 eao_convention: str = 'pysot'
+                 ) -> tuple[dict, dict | None, list[SequenceFailure]]:
+    """`evaluate_tracker` for VOT: reset protocol, `<out_dir>/<tracker>/baseline/<seq>/
+    <seq>_001.txt` files (restartable, atomic), A/R/EAO scored from the files on disk."""
+    vot_lib.eao_interval(_normalise(benchmark))  # An unknown year fails before any run.
+    failures: list[SequenceFailure] = []
+    tracker = None
+    todo = [s for s in sequences
+            if not vot_lib.is_done(out_dir, tracker_name, s.name, len(s))]
+    skipped = len(sequences) - len(todo)
+    if skipped:
+        logger.info('%s: %d of %d sequences already have complete results, skipping them',
+                    tracker_name, skipped, len(sequences))
+    bar = tqdm.tqdm(todo, desc=f'{tracker_name} on {benchmark}', unit='seq', disable=not progress)
+    for sequence in bar:
+        if tracker is None:
+            tracker = tracker_factory()  # Errors here are not a sequence's fault: they propagate.
+        try:
+            records, times = vot_lib.run_supervised(tracker, sequence)
+            vot_lib.write_records(out_dir, tracker_name, sequence.name, records, times)
+        except Exception as e:  # pylint: disable=broad-except; reported, the others still run.
+            failure = SequenceFailure(sequence.name, f'{type(e).__name__}: {e}')
+            logger.error('sequence failed: %s', failure)
+            failures.append(failure)
+            continue
+        logger.info('%s: %d frames, %d failure(s), %.1f fps', sequence.name, len(sequence),
+                    len(vot_lib.failure_frames(records)), metrics_lib.mean_fps(times))
+
+    def read(sequence):
+        if not vot_lib.is_done(out_dir, tracker_name, sequence.name, len(sequence)):
+            return None
+        return vot_lib.read_records(vot_lib.result_path(out_dir, tracker_name, sequence.name))
+
+    per_sequence, summary, score_failures, missing = score_vot_sequences(
+        read, sequences, benchmark, eao_convention)
+    failed = {f.name for f in failures}
+    _log_missing(tracker_name, [n for n in missing if n not in failed])
+    for failure in score_failures:
+        logger.error('%s', failure)
+    return per_sequence, summary, failures + score_failures
