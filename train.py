@@ -16,6 +16,7 @@ from ml_collections import config_flags
 # config.tracker -> 'module:ClassName' of the training task (imported only when used).
 TASKS = {
     'grm': 'grm_jax.task:GRMTask',
+    'siamrpn': 'siam.task:SiamRPNTask',
 }
 
 _CONFIG = config_flags.DEFINE_config_file(

@@ -52,3 +52,28 @@ def tracker_anchors(size: int = 25, stride: int = 8, ratios: Sequence[float] = (
     anchors[..., 2] = widths[:, None, None]
     anchors[..., 3] = heights[:, None, None]
     return anchors.reshape(num * size * size, 4)
+
+
+def training_anchors(size: int = 25, search_size: int = 255, stride: int = 8,
+                     ratios: Sequence[float] = (0.33, 0.5, 1, 2, 3),
+                     scales: Sequence[float] = (8,)) -> tuple[np.ndarray, np.ndarray]:
+    """The training anchor grid (pysot `Anchors.generate_all_anchors(search_size // 2, size)`).
+
+    Returns (corners, centres), each [4, A, size, size] float32, in absolute search-crop pixels:
+    corners (x1, y1, x2, y2), centres (cx, cy, w, h) with cx = c0 + stride * x,
+    c0 = search_size // 2 - (size // 2) * stride (31 for 255 / 25 / 8), cy likewise with y.
+    """
+    base = base_anchors(stride, ratios, scales)
+    origin = np.float32(search_size // 2 - (size // 2) * stride)
+    shifted = base + origin
+    x1, y1, x2, y2 = (shifted[:, i].reshape(-1, 1, 1) for i in range(4))
+    cx, cy = (x1 + x2) * 0.5, (y1 + y2) * 0.5
+    w, h = x2 - x1, y2 - y1
+    disp = (np.arange(size) * stride).astype(np.float32)
+    zero = np.zeros((len(base), size, size), np.float32)
+    cx = cx + disp.reshape(1, 1, -1) + zero
+    cy = cy + disp.reshape(1, -1, 1) + zero
+    w, h = w + zero, h + zero
+    centres = np.stack([cx, cy, w, h]).astype(np.float32)
+    corners = np.stack([cx - w * 0.5, cy - h * 0.5, cx + w * 0.5, cy + h * 0.5]).astype(np.float32)
+    return corners, centres

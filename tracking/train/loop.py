@@ -7,6 +7,13 @@ A task provides (see docs/architecture.md):
     task.loss_fn(params, model_state, batch, rng) -> (loss, (new_model_state, metrics))
     task.train_batches(start_step, process_index, process_count) -> iterator of numpy batches
     task.learning_rate(step) -> scalar                      # optional, only for logging
+    task.phase_starts -> tuple of steps                      # optional, see below
+
+Phases: a task whose training changes structurally at some steps (e.g. SiamRPN++ unfreezing
+its backbone) lists those steps in `phase_starts`; steps before the first are phase 0, and so
+on. The loop then calls `task.loss_fn(..., phase=p)` with the (static) phase of each step and
+compiles one train step per phase. The optimizer is one transformation for all phases (its
+state must keep one structure, so checkpoints restore anywhere).
 
 `model_state` is every variable collection except 'params' (e.g. {'batch_stats': ...}). Batches
 are dicts of numpy arrays holding this process's rows of the global batch; images stay uint8 and
@@ -23,6 +30,7 @@ Under jit the whole global batch is one array sharded over devices, so reduction
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -80,18 +88,28 @@ def create_train_state(variables: dict, optimizer: optax.GradientTransformation,
                       rng=rng)
 
 
-def make_train_step(task, optimizer: optax.GradientTransformation, mesh) -> Callable:
+def phase_of(task, step: int) -> int | None:
+    """The task's phase at `step` (number of `task.phase_starts` <= step), None without phases."""
+    starts = getattr(task, 'phase_starts', None)
+    if starts is None:
+        return None
+    return sum(int(step) >= int(s) for s in starts)
+
+
+def make_train_step(task, optimizer: optax.GradientTransformation, mesh,
+                    phase: int | None = None) -> Callable:
     """Jitted `train_step(state, batch) -> (state, metrics)`; the input state is donated.
 
     Parameters and state are replicated, batch entries are sharded on 'data'. metrics: dict of
     float32 [] with the task's metrics plus 'loss', 'grad_norm' (before clipping) and 'lr' (if the
-    task has learning_rate).
+    task has learning_rate). phase: passed to task.loss_fn as `phase=` when not None.
     """
     learning_rate = getattr(task, 'learning_rate', None)
+    loss_fn = task.loss_fn if phase is None else functools.partial(task.loss_fn, phase=phase)
 
     def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
         step_rng = jax.random.fold_in(state.rng, state.step)
-        grad_fn = jax.value_and_grad(task.loss_fn, has_aux=True)
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (loss, (new_model_state, metrics)), grads = grad_fn(
             state.params, state.model_state, batch, step_rng)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -146,7 +164,15 @@ def train(config, workdir: str, task) -> TrainState:
     if restored is not None:
         start_step, state = restored
         logging.info('resumed from %s at step %d', manager.directory, start_step)
-    train_step = make_train_step(task, optimizer, mesh)
+    train_steps = {}  # phase -> compiled step
+
+    def train_step(state, batch, step):
+        phase = phase_of(task, step)
+        if phase not in train_steps:
+            if phase is not None:
+                logging.info('step %d: training phase %d', step, phase)
+            train_steps[phase] = make_train_step(task, optimizer, mesh, phase)
+        return train_steps[phase](state, batch)
 
     stopper = _SigtermFlag()
     writer = _SummaryWriter(os.path.join(workdir, 'tensorboard'),
@@ -186,7 +212,7 @@ def train(config, workdir: str, task) -> TrainState:
                 except StopIteration:
                     raise RuntimeError(f'the input stream ended at step {step} of {num_steps}')
                 batch = sharding_lib.shard_batch(batch_np, mesh)
-                state, metrics = train_step(state, batch)
+                state, metrics = train_step(state, batch, step)
                 if pending is not None:
                     finish_step(pending)
                 pending = (step, metrics, batch_np.get('index'))

@@ -1,0 +1,115 @@
+"""pysot's training pairs (SiamRPN++, SiamAttn): positive and negative template/search pairs.
+
+Sample k is a pure function of (seed, k): everything is drawn from
+`numpy.random.default_rng([seed, k])`. Per sample (pysot `TrkDataset.__getitem__`):
+  1. grey with probability `gray` (both images), negative pair with probability `neg`;
+  2. a dataset by ratio and a sequence of it; positive pair: template frame uniform among the
+     usable frames, search frame uniform among the usable frames at most `frame_range` usable
+     frames away (template included, as pysot); negative pair: the template as above and the
+     search a random usable frame of a random sequence of a random dataset;
+  3. each frame is cut to pysot's 511 SiamFC crop (`augment.siamfc_crop`) and converted to BGR,
+     then `augment.augment` gives the template (127) and the search (255) inputs.
+A usable frame has a finite box with w, h > 0 and is visible (if the sequence says).
+Differences from pysot: datasets are mixed by ratio instead of NUM_USE repetition lists, and
+crops are cut from the frames online instead of read from pre-cropped files.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Sequence as Seq
+
+import numpy as np
+
+from tracking.data import augment as augment_lib
+from tracking.data.pairs import usable_frames
+from tracking.data.sequence import Sequence
+
+CROP_SIZE = 511
+
+
+class PysotPairSampler:
+    """Draws pysot training pairs; `sample(k)` is a pure function of (seed, k).
+
+    sequences_per_dataset: one list of Sequences per dataset; ratios: one weight per dataset;
+    frame_ranges: max template-search distance per dataset, in usable frames.
+    data_config: `config.data` with neg, gray, template / search augmentation sections
+    (shift, scale, blur, flip, color). targets: optional `fn(rng, search_box, negative) -> dict`
+    whose arrays are added to each sample (e.g. anchor labels).
+    """
+
+    def __init__(self, sequences_per_dataset: Seq[Seq[Sequence]], ratios: Seq[float],
+                 frame_ranges: Seq[int], data_config, template_size: int, search_size: int,
+                 seed: int, targets: Callable | None = None):
+        if not len(sequences_per_dataset) == len(ratios) == len(frame_ranges):
+            raise ValueError(f'pysot pairs: {len(sequences_per_dataset)} datasets, '
+                             f'{len(ratios)} ratios, {len(frame_ranges)} frame ranges')
+        self.seed = int(seed)
+        self.neg = float(data_config.neg)
+        self.gray = float(data_config.gray)
+        self.template_aug = augment_lib.AugmentParams.from_config(data_config.template)
+        self.search_aug = augment_lib.AugmentParams.from_config(data_config.search)
+        self.template_size, self.search_size = int(template_size), int(search_size)
+        self.targets = targets
+        self.datasets, self.frame_ranges, weights = [], [], []
+        for d, (sequences, ratio, frame_range) in enumerate(
+                zip(sequences_per_dataset, ratios, frame_ranges)):
+            if ratio < 0:
+                raise ValueError(f'pysot pairs: negative ratio {ratio} for dataset {d}')
+            kept = [(s, np.flatnonzero(usable_frames(s))) for s in sequences]
+            kept = [(s, ids) for s, ids in kept if ids.size]
+            if len(kept) < len(sequences):
+                logging.info('pysot pairs: dataset %d: %d of %d sequences have no usable frame',
+                             d, len(sequences) - len(kept), len(sequences))
+            if kept and ratio > 0:
+                self.datasets.append(kept)
+                self.frame_ranges.append(int(frame_range))
+                weights.append(float(ratio))
+        if not self.datasets:
+            names = [s.name for seqs in sequences_per_dataset for s in seqs][:5]
+            raise ValueError('pysot pairs: no sequence with a usable frame (finite box, w, h > 0,'
+                             f' visible) in any dataset; sequences seen: {names}')
+        self.probs = np.asarray(weights) / np.sum(weights)
+
+    def _pick(self, rng: np.random.Generator):
+        d = int(rng.choice(len(self.datasets), p=self.probs))
+        sequence, ids = self.datasets[d][int(rng.integers(len(self.datasets[d])))]
+        return d, sequence, ids
+
+    def _frame_ids(self, rng: np.random.Generator, negative: bool):
+        """((template sequence, frame), (search sequence, frame))."""
+        d, sequence, ids = self._pick(rng)
+        t = int(rng.integers(ids.size))
+        if negative:
+            _, other, other_ids = self._pick(rng)
+            return (sequence, int(ids[t])), (other, int(rng.choice(other_ids)))
+        frame_range = self.frame_ranges[d]
+        window = ids[max(t - frame_range, 0):min(t + frame_range, ids.size - 1) + 1]
+        return (sequence, int(ids[t])), (sequence, int(rng.choice(window)))
+
+    @staticmethod
+    def _crop(sequence: Sequence, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """511 crop (BGR uint8) of one frame and the target corners in it."""
+        image = sequence.frame(frame)
+        crop, box = augment_lib.siamfc_crop(image, sequence.boxes[frame], CROP_SIZE)
+        return np.ascontiguousarray(crop[..., ::-1]), box
+
+    def sample(self, index: int) -> dict:
+        """Sample `index`: template [127, 127, 3] float32 and search [255, 255, 3] float32 (raw
+        BGR values), search_box [4] float32 target corners in the search crop (for a negative
+        pair: the box of the other target), negative int32 (1 for a negative pair), index
+        int64, plus the `targets` arrays."""
+        rng = np.random.default_rng([self.seed, int(index)])
+        gray = bool(self.gray) and self.gray > rng.random()
+        negative = bool(self.neg) and self.neg > rng.random()
+        (t_seq, t_frame), (s_seq, s_frame) = self._frame_ids(rng, negative)
+        t_image, t_box = self._crop(t_seq, t_frame)
+        s_image, s_box = self._crop(s_seq, s_frame)
+        template, _ = augment_lib.augment(rng, t_image, t_box, self.template_size,
+                                          self.template_aug, gray)
+        search, box = augment_lib.augment(rng, s_image, s_box, self.search_size,
+                                          self.search_aug, gray)
+        out = dict(template=template, search=search, search_box=box.astype(np.float32),
+                   negative=np.int32(negative), index=np.int64(index))
+        if self.targets is not None:
+            out.update(self.targets(rng, box, negative))
+        return out
