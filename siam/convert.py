@@ -3,7 +3,10 @@
 The Flax tree mirrors pysot's module names: a Flax path maps to a PyTorch key by turning a
 trailing `_<digits>` of a module name into `.<digits>` (`layer2_0` -> `layer2.0`,
 `head_3` -> `head.3`) and the leaf names as below. Conv kernels go from (O, I, kh, kw) to
-(kh, kw, I, O). `*.num_batches_tracked` entries are ignored.
+(kh, kw, I, O). `*.num_batches_tracked` entries are ignored. The `alexnetlegacy` backbone
+(config model.backbone.name) keeps pysot's single `features` Sequential: `layer{L}_{0,1}` map to
+`backbone.features.{i}` (see siam.backbones.alexnet.LEGACY_INDEX); `alexnet` keeps
+`backbone.layer{L}.{0,1}`.
 
 CLI: python -m siam.convert IN.pth OUT_DIR --config configs/siamrpn.py:r50_l234
 (IN may also be a .npz of the state_dict; .pth files are read without torch by
@@ -16,6 +19,7 @@ import re
 import jax
 import numpy as np
 
+from siam.backbones.alexnet import LEGACY_INDEX
 from siam.model import variable_shapes
 from tracking.checkpoint import convert_main
 
@@ -42,6 +46,57 @@ def torch_key(path: tuple[str, ...]) -> str:
         raise ValueError(f'no PyTorch name for Flax variable {"/".join(path)}') from None
     names = [re.sub(r'_(\d+)$', r'.\1', name) for name in modules]
     return '.'.join(names + [torch_leaf])
+
+
+def _model_section(config):
+    """The `model` section of a full config, or the section itself."""
+    if config is None:
+        return None
+    return config.model if 'model' in config else config
+
+
+def backbone_layout(config) -> str:
+    """The backbone's PyTorch key layout: `alexnetlegacy` (`backbone.features.N.*`) or
+    `modules` (the mechanical mapping of the Flax names, e.g. `backbone.layer1.0.*`)."""
+    model_config = _model_section(config)
+    if model_config is not None and model_config.backbone.name == 'alexnetlegacy':
+        return 'alexnetlegacy'
+    return 'modules'
+
+
+def _legacy_alexnet_key(key: str) -> str:
+    """'backbone.layer2.1.running_var' -> 'backbone.features.5.running_var'."""
+    match = re.fullmatch(r'backbone\.layer(\d)\.(\d)\.(\w+)', key)
+    if not match or (int(match[1]), int(match[2])) not in LEGACY_INDEX:
+        raise ValueError(f'{key!r} is not an AlexNet backbone key')
+    index = LEGACY_INDEX[(int(match[1]), int(match[2]))]
+    return f'backbone.features.{index}.{match[3]}'
+
+
+def official_key(path: tuple[str, ...], config=None) -> str:
+    """torch_key, then the backbone key layout the config selects (see backbone_layout)."""
+    key = torch_key(path)
+    if key.startswith('backbone.') and backbone_layout(config) == 'alexnetlegacy':
+        key = _legacy_alexnet_key(key)
+    return key
+
+
+def _layout_hint(keys, config) -> str:
+    """A sentence naming the right backbone name when an AlexNet checkpoint has the other
+    layout than the config selects; '' otherwise."""
+    model_config = _model_section(config)
+    name = model_config.backbone.name
+    legacy = any(k.startswith('backbone.features.') for k in keys)
+    modular = any(k.startswith('backbone.layer') for k in keys)
+    if name == 'alexnetlegacy' and modular and not legacy:
+        return (' The checkpoint has the `alexnet` key layout (backbone.layer1.0.*) but '
+                'model.backbone.name is \'alexnetlegacy\' (backbone.features.N.*): set '
+                'model.backbone.name=alexnet.')
+    if name == 'alexnet' and legacy and not modular:
+        return (' The checkpoint has the `alexnetlegacy` key layout (backbone.features.N.*) but '
+                'model.backbone.name is \'alexnet\' (backbone.layer1.0.*): set '
+                'model.backbone.name=alexnetlegacy.')
+    return ''
 
 
 def to_numpy(value) -> np.ndarray:
@@ -71,14 +126,14 @@ def from_official(state_dict, config) -> dict:
     config: the full config (with `.model`) or its `model` section.
     Raises ValueError naming every missing key, unexpected key, or shape mismatch.
     """
-    model_config = config.model if 'model' in config else config
+    model_config = _model_section(config)
     shapes = variable_shapes(model_config)
     available = {k: v for k, v in state_dict.items() if not k.endswith(_IGNORED_SUFFIX)}
     missing, mismatched, used = [], [], set()
     leaves = []
     for key_path, spec in jax.tree_util.tree_flatten_with_path(shapes)[0]:
         path = _path_names(key_path)
-        key = torch_key(path)
+        key = official_key(path, model_config)
         if key not in available:
             missing.append(key)
             leaves.append(None)
@@ -104,22 +159,25 @@ def from_official(state_dict, config) -> dict:
     if mismatched:
         problems.append(f'{len(mismatched)} shape mismatch(es): {mismatched}')
     if problems:
-        raise ValueError('siam.convert.from_official: state_dict does not fit the model config; '
-                         + '; '.join(problems))
+        raise ValueError('siam.convert.from_official: state_dict does not fit the model config '
+                         f'(backbone {model_config.backbone.name!r}); ' + '; '.join(problems)
+                         + _layout_hint(available, model_config))
     treedef = jax.tree_util.tree_structure(shapes)
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
-def to_official(variables) -> dict:
+def to_official(variables, config=None) -> dict:
     """The inverse of `from_official`: Flax variables -> {pysot key: np.ndarray} (NCHW kernels,
-    without `num_batches_tracked`)."""
+    without `num_batches_tracked`). config (full or `model` section) selects the backbone key
+    layout (alexnetlegacy: `backbone.features.N.*`); without it the Flax names map
+    mechanically (`backbone.layer1.0.*`)."""
     state_dict = {}
     for key_path, value in jax.tree_util.tree_flatten_with_path(variables)[0]:
         path = _path_names(key_path)
         value = np.asarray(value)
         if path[-1] == 'kernel':
             value = np.transpose(value, (3, 2, 0, 1))
-        state_dict[torch_key(path)] = value
+        state_dict[official_key(path, config)] = value
     return state_dict
 
 

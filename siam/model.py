@@ -13,9 +13,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from siam.backbones.resnet_atrous import ResNetAtrous
+from siam.backbones import build_backbone
 from siam.neck import AdjustAllLayer
-from siam.rpn import MultiRPN
+from siam.rpn import DepthwiseRPN, MultiRPN, UPChannelRPN
+
+RPN_TYPES = ('multi', 'depthwise', 'up')
 
 
 class SiamRPN(nn.Module):
@@ -25,18 +27,13 @@ class SiamRPN(nn.Module):
     def setup(self):
         c = self.config
         precision = c.get('precision', None) or None
-        if c.backbone.name != 'resnet_atrous':
-            raise ValueError(f'SiamRPN: unknown backbone {c.backbone.name!r} '
-                             f'(known: resnet_atrous)')
-        self.backbone = ResNetAtrous(blocks=tuple(c.backbone.blocks),
-                                     base_width=c.backbone.base_width,
-                                     used_layers=tuple(c.backbone.used_layers),
-                                     precision=precision)
-        self.neck = AdjustAllLayer(out_channels=tuple(c.neck.out_channels),
-                                   center_size=c.neck.center_size, precision=precision)
-        self.rpn_head = MultiRPN(anchor_num=c.rpn.anchor_num,
-                                 in_channels=tuple(c.rpn.in_channels),
-                                 weighted=c.rpn.weighted, precision=precision)
+        self.backbone = build_backbone(c.backbone, precision)
+        if _has_neck(c):
+            self.neck = AdjustAllLayer(out_channels=tuple(c.neck.out_channels),
+                                       center_size=c.neck.center_size, precision=precision)
+        else:
+            self.neck = NoNeck()
+        self.rpn_head = build_rpn(c.rpn, precision)
 
     def extract(self, images):
         """images [B, H, W, 3] -> dict(backbone=tuple of [B, h, w, C_i],
@@ -76,6 +73,39 @@ class SiamRPN(nn.Module):
 
     def __call__(self, z, x):
         return self.track_forward(x, self.template_features(z))
+
+
+class NoNeck(nn.Module):
+    """The identity neck of models without one (pysot ADJUST False, e.g. AlexNet)."""
+
+    def __call__(self, features, train: bool = False):
+        return tuple(features)
+
+
+def _has_neck(model_config) -> bool:
+    """False when config.model.neck is None or has `enabled=False`."""
+    neck = model_config.get('neck', None)
+    return neck is not None and bool(neck.get('enabled', True))
+
+
+def build_rpn(rpn_config, precision=None):
+    """The RPN head for config.model.rpn: type 'multi' (MultiRPN over in_channels), 'depthwise'
+    (one DepthwiseRPN of in_channels[0]) or 'up' (UPChannelRPN of in_channels[0])."""
+    rpn_type = rpn_config.get('type', 'multi')
+    if rpn_type not in RPN_TYPES:
+        raise ValueError(f'model.rpn.type: unknown RPN {rpn_type!r} (known: {RPN_TYPES})')
+    channels = tuple(rpn_config.in_channels)
+    if rpn_type == 'multi':
+        return MultiRPN(anchor_num=rpn_config.anchor_num, in_channels=channels,
+                        weighted=rpn_config.weighted, precision=precision)
+    if len(channels) != 1:
+        raise ValueError(f'model.rpn.in_channels: the {rpn_type!r} RPN is single-level, got '
+                         f'{channels}')
+    if rpn_type == 'depthwise':
+        return DepthwiseRPN(anchor_num=rpn_config.anchor_num, channels=channels[0],
+                            precision=precision)
+    return UPChannelRPN(anchor_num=rpn_config.anchor_num, feature_in=channels[0],
+                        precision=precision)
 
 
 def build_model(model_config) -> SiamRPN:

@@ -1,4 +1,4 @@
-"""pysot depthwise RPN heads (NHWC).
+"""pysot RPN heads (NHWC): depthwise (SiamRPN++), multi-level, and UP-channel (SiamRPN).
 
 Output channel layout is PyTorch's: cls channel k * A + a (k = 0 background, 1 foreground),
 loc channel coord * A + a with coord in (dx, dy, dw, dh); anchor a in ratio order.
@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from siam.layers import batch_norm, conv
-from siam.xcorr import xcorr_depthwise
+from siam.xcorr import xcorr_depthwise, xcorr_fast
 
 
 class ConvBNReLU(nn.Module):
@@ -50,14 +50,31 @@ class DepthwiseXCorr(nn.Module):
         return out
 
 
+def single_level(z, x, name):
+    """Unwraps 1-tuples of maps (what a neck or backbone returns) into the maps themselves."""
+    if isinstance(z, (tuple, list)) != isinstance(x, (tuple, list)):
+        raise ValueError(f'{name}: template and search must both be maps or both be tuples')
+    if isinstance(z, (tuple, list)):
+        if len(z) != 1 or len(x) != 1:
+            raise ValueError(f'{name}: single-level head given {len(z)} template and {len(x)} '
+                             f'search maps')
+        z, x = z[0], x[0]
+    return z, x
+
+
 class DepthwiseRPN(nn.Module):
-    """Separate `cls` (2A channels) and `loc` (4A channels) DepthwiseXCorr branches."""
+    """Separate `cls` (2A channels) and `loc` (4A channels) DepthwiseXCorr branches.
+
+    z, x: [B, h, w, C] / [B, H, W, C] maps, or 1-tuples of them (single-level use as
+    `rpn_head`, e.g. AlexNet). Returns (cls [B, S, S, 2A], loc [B, S, S, 4A]).
+    """
     anchor_num: int = 5
     channels: int = 256
     precision: Any = None
 
     @nn.compact
     def __call__(self, z, x, train: bool = False):
+        z, x = single_level(z, x, 'DepthwiseRPN')
         cls = DepthwiseXCorr(self.channels, 2 * self.anchor_num, precision=self.precision,
                              name='cls')(z, x, train)
         loc = DepthwiseXCorr(self.channels, 4 * self.anchor_num, precision=self.precision,
@@ -103,3 +120,33 @@ class MultiRPN(nn.Module):
             cls_logits = self.param('cls_weight', nn.initializers.ones, (levels,))
             loc_logits = self.param('loc_weight', nn.initializers.ones, (levels,))
         return combine_levels(cls_levels, cls_logits), combine_levels(loc_levels, loc_logits)
+
+
+class UPChannelRPN(nn.Module):
+    """pysot UPChannelRPN (original SiamRPN's up-channel cross-correlation); every conv has a
+    bias, there is no BN and no ReLU (`train` is accepted and ignored).
+
+    template_cls_conv / template_loc_conv: 3x3 C -> C * 2A / C * 4A; search_cls_conv /
+    search_loc_conv: 3x3 C -> C; each template map is then 2A (4A) full-depth kernels
+    correlated over its search map (siam.xcorr.xcorr_fast), and loc goes through the 1x1
+    `loc_adjust` (4A -> 4A). z, x: [B, h, w, C] / [B, H, W, C] or 1-tuples of them.
+    Returns (cls [B, S, S, 2A], loc [B, S, S, 4A]) with S = H - h + 1 (AlexNet: 26, 6 -> 21).
+    """
+    anchor_num: int = 5
+    feature_in: int = 256
+    precision: Any = None
+
+    @nn.compact
+    def __call__(self, z, x, train: bool = False):
+        del train
+        z, x = single_level(z, x, 'UPChannelRPN')
+        p, c = self.precision, self.feature_in
+        cls_out, loc_out = 2 * self.anchor_num, 4 * self.anchor_num
+        cls_kernel = conv(c * cls_out, 3, name='template_cls_conv', use_bias=True, precision=p)(z)
+        loc_kernel = conv(c * loc_out, 3, name='template_loc_conv', use_bias=True, precision=p)(z)
+        cls_feature = conv(c, 3, name='search_cls_conv', use_bias=True, precision=p)(x)
+        loc_feature = conv(c, 3, name='search_loc_conv', use_bias=True, precision=p)(x)
+        cls = xcorr_fast(cls_feature, cls_kernel, precision=p)
+        loc = xcorr_fast(loc_feature, loc_kernel, precision=p)
+        loc = conv(loc_out, 1, name='loc_adjust', use_bias=True, precision=p)(loc)
+        return cls, loc

@@ -65,7 +65,8 @@ class SiamRPNTracker:
         self.test = config.test
         model_config = config.model
         self.template_size = int(model_config.template_size)
-        self.search_size = int(model_config.search_size)
+        # TRACK.INSTANCE_SIZE: the search crop while tracking (AlexNet: 287, trained on 255).
+        self.search_size = int(self.test.get('instance_size', None) or model_config.search_size)
         self.anchor_num = int(model_config.rpn.anchor_num)
         anchor = model_config.anchor
         self.score_size = score_size(self.search_size, self.template_size, anchor.stride,
@@ -91,7 +92,8 @@ class SiamRPNTracker:
         return self._template_fn(self.variables, np.asarray(z_crops, np.float32))
 
     def run_track(self, x_crops, zf):
-        """x_crops [B, 255, 255, 3] float32 -> dict(cls [B,S,S,2A], loc [B,S,S,4A], neck_x)."""
+        """x_crops [B, X, X, 3] float32 (X = search_size) -> dict(cls [B,S,S,2A],
+        loc [B,S,S,4A], neck_x)."""
         return self._track_fn(self.variables, np.asarray(x_crops, np.float32), zf)
 
     # -- tracking ----------------------------------------------------------------------------
