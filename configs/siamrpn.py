@@ -150,7 +150,7 @@ def get_config(arg: str = 'r50_l234') -> ml_collections.ConfigDict:
         c.train.log_end_lr = 0.001
         c.train.base_lr = 0.01
         c.train.backbone_train_epoch = 0     # random init: the backbone trains from the start
-        c.train.backbone_train_layers = ('bn1', 'layer1', 'layer2', 'layer3', 'layer4')
+        c.train.backbone_train_layers = ('conv1', 'bn1', 'layer1', 'layer2', 'layer3', 'layer4')
         c.train.backbone_lr_mult = 1.0
         c.train.loss_scale = 1.0
         c.train.checkpoint_every_steps = 500
@@ -164,10 +164,23 @@ def get_config(arg: str = 'r50_l234') -> ml_collections.ConfigDict:
         c.model.rpn.weighted = False
         c.test = _test(penalty_k=0.16, window_influence=0.40, lr=0.30, base_size=0)
         c.test.instance_size = 287
+        # Training: siamrpn_alex_dwxcorr_16gpu (16 GPUs x 24, 50 epochs, layer4/5 at lr x 1).
+        c.data.output_size = 17
+        c.train.batch_size = 384
+        c.train.loss_scale = 16.0
+        c.train.num_epochs = 50
+        c.train.warmup_start_lr, c.train.warmup_end_lr = 0.005, 0.01
+        c.train.log_start_lr, c.train.log_end_lr = 0.01, 0.0005
+        c.train.base_lr = 0.005               # heads get 0.5 x the lr space
+        c.train.backbone_train_layers = ('layer4', 'layer5')
+        c.train.backbone_lr_mult = 1.0
     elif arg == 'mobilev2':
         # siamrpn_mobilev2_l234_dwxcorr: MobileNetV2 x1.4, layers 3/5/7 (44/134/448 channels).
         c.model.backbone = ml_collections.ConfigDict(dict(
             name='mobilenetv2', width_mult=1.4, used_layers=(3, 5, 7)))
         c.model.rpn.weighted = False
         c.test = _test(penalty_k=0.04, window_influence=0.4, lr=0.5)
+        # Training: the r50 recipe; the trained layers are not in the fact sheet, the
+        # returned ones (3, 5, 7) are a guess (docs/siamrpn.md).
+        c.train.backbone_train_layers = ('layer3', 'layer5', 'layer7')
     return c

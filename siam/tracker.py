@@ -7,13 +7,13 @@ Host-side maths is numpy with pysot's dtypes (float32 network outputs, float64 s
 """
 from __future__ import annotations
 
-import math
 
 import jax
 import numpy as np
 
 from siam.anchors import score_size, tracker_anchors
 from siam.model import SiamRPN, build_model
+from tracking.boxes import validate_box_xywh
 from tracking.subwindow import get_subwindow
 
 
@@ -105,12 +105,15 @@ class SiamRPNTracker:
     def initialize(self, frame: np.ndarray, box_xywh) -> None:
         """frame [H, W, 3] uint8 RGB; box_xywh (x, y, w, h) in 0-based pixels."""
         image = _to_bgr(frame)
-        x, y, w, h = (float(v) for v in np.asarray(box_xywh, np.float64).reshape(4))
-        if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
-            raise ValueError(f'SiamRPNTracker.initialize: bad box {[x, y, w, h]}')
+        x, y, w, h = validate_box_xywh(np.asarray(box_xywh, np.float64).reshape(-1),
+                                       'SiamRPNTracker.initialize').tolist()
+        img_h, img_w = image.shape[:2]
+        if x >= img_w or y >= img_h or x + w <= 0 or y + h <= 0:
+            raise ValueError(f'SiamRPNTracker.initialize: box {[x, y, w, h]} (x, y, w, h) lies '
+                             f'entirely outside the {img_w}x{img_h} frame')
         self.center = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
         self.size = np.array([w, h])
-        crop_side = round(self._context_size())
+        crop_side = max(1, round(self._context_size()))
         self.channel_average = np.mean(image, axis=(0, 1))
         z_crop = get_subwindow(image, self.center, self.template_size, crop_side,
                                self.channel_average)
@@ -125,7 +128,7 @@ class SiamRPNTracker:
         context_size = self._context_size()
         scale_z = self.template_size / context_size
         search_side = context_size * (self.search_size / self.template_size)
-        x_crop = get_subwindow(image, self.center, self.search_size, round(search_side),
+        x_crop = get_subwindow(image, self.center, self.search_size, max(1, round(search_side)),
                                self.channel_average)
         outputs = self.run_track(x_crop[None].astype(np.float32), self._zf)
         cls, loc = jax.device_get((outputs['cls'][0], outputs['loc'][0]))
@@ -133,15 +136,23 @@ class SiamRPNTracker:
             raise ValueError(f'SiamRPNTracker: score map {cls.shape[:2]} but anchors for '
                              f'{self.score_size}x{self.score_size}')
         score = foreground_scores(cls, self.anchor_num)
-        boxes = decode_boxes(loc, self.anchors)
-
-        scale_change = _change(_padded_size(boxes[2], boxes[3])
-                               / _padded_size(self.size[0] * scale_z, self.size[1] * scale_z))
-        ratio_change = _change((self.size[0] / self.size[1]) / (boxes[2] / boxes[3]))
-        penalty = np.exp(-(ratio_change * scale_change - 1) * self.test.penalty_k)
+        # An untrained or diverging network can overflow exp(); anchors whose box or score is
+        # not finite are never chosen (pysot would return NaN). If none is left, the target
+        # keeps its last box.
+        with np.errstate(over='ignore', invalid='ignore', divide='ignore'):
+            boxes = decode_boxes(loc, self.anchors)
+            scale_change = _change(_padded_size(boxes[2], boxes[3])
+                                   / _padded_size(self.size[0] * scale_z,
+                                                  self.size[1] * scale_z))
+            ratio_change = _change((self.size[0] / self.size[1]) / (boxes[2] / boxes[3]))
+            penalty = np.exp(-(ratio_change * scale_change - 1) * self.test.penalty_k)
         influence = self.test.window_influence
         pscore = penalty * score * (1 - influence) + self.window * influence
-        best = int(np.argmax(pscore))
+        valid = np.isfinite(pscore) & np.all(np.isfinite(boxes), axis=0)
+        if not valid.any():
+            self.best_score = 0.0
+            return np.array([*(self.center - self.size / 2), *self.size], np.float64)
+        best = int(np.argmax(np.where(valid, pscore, -np.inf)))
 
         box = boxes[:, best] / scale_z
         rate = penalty[best] * score[best] * self.test.lr
@@ -161,8 +172,14 @@ class SiamRPNTracker:
 
 
 def _to_bgr(frame: np.ndarray) -> np.ndarray:
+    """[H, W, 3] uint8 RGB (or grey [H, W] / [H, W, 1], repeated to 3 channels) -> BGR."""
     frame = np.asarray(frame)
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise ValueError(f'SiamRPNTracker: frame must be [H, W, 3] uint8 RGB, got {frame.shape} '
-                         f'{frame.dtype}')
+    if frame.ndim == 2:
+        frame = frame[..., None]
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (1, 3) \
+            or frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise ValueError(f'SiamRPNTracker: frame must be [H, W, 3] (RGB) or [H, W] (grey) '
+                         f'uint8, got {frame.shape} {frame.dtype}')
+    if frame.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(frame, 3, axis=2))
     return np.ascontiguousarray(frame[..., ::-1])
