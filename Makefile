@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= work/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo demo-siamrpn test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,16 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) demo.py --workdir $(WORKDIR)
 
+# The same for SiamRPN++-tiny (configs/siamrpn.py:tiny).
+demo-siamrpn: install
+	$(PY) demo.py --config configs/siamrpn.py:tiny --workdir work/demo_siamrpn
+
 test: install
 	$(PY) -m pytest -q -ra
 
 bench: install
 	$(PY) benchmarks/grm_latency.py
+	$(PY) benchmarks/siam_latency.py
 	$(PY) benchmarks/train_speed.py
 
 clean:

@@ -1,12 +1,14 @@
-"""The demo: train GRM-tiny on the embedded synthetic dataset, then compare it with baselines.
+"""The demo: train a tiny tracker on the embedded synthetic dataset, then compare it with baselines.
 
-    python demo.py --workdir work/demo        (what `make demo` runs)
+    python demo.py --workdir work/demo                                   (`make demo`: GRM)
+    python demo.py --config configs/siamrpn.py:tiny --workdir work/demo_siamrpn   (`make demo-siamrpn`)
 
-1. Builds the synthetic TFDS dataset (first run only) and trains `configs/grm.py:tiny` on its
-   train split (checkpoints in <workdir>/train; a restart resumes).
+1. Builds the synthetic TFDS dataset (first run only) and trains the config (default
+   `configs/grm.py:tiny`) on its train split (checkpoints in <workdir>/train; a restart resumes).
 2. Evaluates three trackers on the held-out synthetic test split, and on the real sequences in
-   ../shared/data/sequences when present: the trained model, the same model untrained (its
-   random initialisation), and a static box (the first-frame box held fixed).
+   ../shared/data/sequences when present (the VOT sequence both one-pass and with VOT's reset
+   protocol): the trained model, the same model untrained (its random initialisation), and a
+   static box (the first-frame box held fixed).
 3. Prints one metrics table per benchmark and writes success/precision plots (PNG) and
    metrics.json into <workdir>/<benchmark>/.
 """
@@ -40,24 +42,26 @@ def _benchmarks(config, max_sequences: int) -> list[tuple[str, str, list]]:
     if (SHARED_SEQUENCES / 'otb').is_dir():
         suites.append(('otb_shared', 'otb', load_benchmark('otb', str(SHARED_SEQUENCES / 'otb'))))
     if (SHARED_SEQUENCES / 'vot').is_dir():
-        suites.append(('vot_shared', 'vot', load_benchmark('vot', str(SHARED_SEQUENCES / 'vot'))))
+        vot = load_benchmark('vot', str(SHARED_SEQUENCES / 'vot'))
+        suites.append(('vot_shared_ope', 'vot-ope', vot))
+        suites.append(('vot_shared', 'vot', vot))
     return suites
 
 
 def main(argv):
     del argv
     import jax
-    from grm_jax.task import GRMTask
     from tracking import checkpoint
     from tracking.config import load_config
     from tracking.eval import plots, report, runner
     from tracking.tracker import StaticTracker, make_tracker
     from tracking.train.loop import train
+    from tracking.train.tasks import make_task
 
     logging.getLogger().setLevel(logging.WARNING)
     workdir = Path(FLAGS.workdir)
     config = load_config(FLAGS.config, FLAGS.set)
-    task = GRMTask(config)
+    task = make_task(config)
 
     print(f'== training {FLAGS.config} in {workdir / "train"}')
     train(config, str(workdir / 'train'), task)
@@ -65,8 +69,9 @@ def main(argv):
     untrained = jax.device_get(task.init_variables(jax.random.PRNGKey(config.seed)))
 
     trackers = {
-        f'grm_{config.variant}': lambda bench: make_tracker(config, trained, bench),
-        f'grm_{config.variant}_untrained': lambda bench: make_tracker(config, untrained, bench),
+        f'{config.tracker}_{config.variant}': lambda bench: make_tracker(config, trained, bench),
+        f'{config.tracker}_{config.variant}_untrained':
+            lambda bench: make_tracker(config, untrained, bench),
         'static_box': lambda bench: StaticTracker(),
     }
     for label, benchmark, sequences in _benchmarks(config, FLAGS.max_sequences):
@@ -83,6 +88,8 @@ def main(argv):
         print(f'\n== {label}: {len(sequences)} sequences')
         print(report.format_table(summaries, benchmark))
         report.write_metrics_json(str(out / 'metrics.json'), per_sequence, summaries)
+        if runner.is_vot_supervised(benchmark):
+            continue  # A/R/EAO: a table, no success/precision curves
         for path in plots.plot_success_precision(summaries, str(out / label),
                                                  f'{label} ({len(sequences)} sequences)'):
             print(f'   plot: {path}')

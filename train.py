@@ -1,36 +1,21 @@
 """Trains a tracker: `python train.py --config configs/grm.py:tiny --workdir DIR [--config.a.b=v]`.
 
-The task comes from config.tracker through TASKS. Re-running with the same workdir resumes from
-its newest checkpoint. On a multi-process job (JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
-JAX_PROCESS_ID, or JAX_DISTRIBUTED_AUTO=1) every process runs this same command.
+The task comes from config.tracker (tracking/train/tasks.py). Re-running with the same workdir
+resumes from its newest checkpoint. On a multi-process job (JAX_COORDINATOR_ADDRESS /
+JAX_NUM_PROCESSES / JAX_PROCESS_ID, or JAX_DISTRIBUTED_AUTO=1) every process runs this same command.
 """
 from __future__ import annotations
 
-import importlib
 import logging as std_logging
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-# config.tracker -> 'module:ClassName' of the training task (imported only when used).
-TASKS = {
-    'grm': 'grm_jax.task:GRMTask',
-    'siamrpn': 'siam.task:SiamRPNTask',
-}
-
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'configs/<tracker>.py:<variant>; override fields with --config.a.b=value')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'output folder (checkpoints, TensorBoard, config)')
 flags.mark_flags_as_required(['config', 'workdir'])
-
-
-def make_task(config):
-    """The training task named by config.tracker."""
-    if config.tracker not in TASKS:
-        raise ValueError(f'no training task for tracker {config.tracker!r}; known: {sorted(TASKS)}')
-    module_name, _, class_name = TASKS[config.tracker].partition(':')
-    return getattr(importlib.import_module(module_name), class_name)(config)
 
 
 class _QuietOrbax:
@@ -47,6 +32,7 @@ def main(argv):
     from tracking.train.sharding import maybe_initialize_distributed
     maybe_initialize_distributed()
     from tracking.train.loop import train
+    from tracking.train.tasks import make_task
     config = _CONFIG.value
     logging.info('config:\n%s', config)
     state = train(config, _WORKDIR.value, make_task(config))

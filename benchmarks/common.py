@@ -11,6 +11,29 @@ import jax
 import numpy as np
 
 RESULTS_DIR = Path(__file__).parent / 'results'
+BAG = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'sequences' / 'vot' / 'bag'
+
+
+def benchmark_frames(count: int) -> tuple[list[np.ndarray], np.ndarray, str]:
+    """count + 1 RGB frames, the frame-0 box (x, y, w, h) and their source: the real `bag`
+    sequence from ../shared when present, else random 480x360 frames."""
+    if BAG.is_dir():
+        from tracking.data.benchmarks import load_benchmark
+        sequence = load_benchmark('vot', str(BAG))[0]
+        return [sequence.frame(i) for i in range(count + 1)], sequence.boxes[0], 'vot/bag'
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (360, 480, 3), np.uint8) for _ in range(count + 1)]
+    return frames, np.array([200.0, 150.0, 60.0, 40.0], np.float32), 'random 480x360'
+
+
+def time_tracker_steps(tracker, frames, init_box) -> np.ndarray:
+    """Seconds of each `tracker.track` call over frames[1:] after initialising on frames[0]
+    (one extra untimed step first, to compile)."""
+    tracker.initialize(frames[0], init_box)
+    tracker.track(frames[1])
+    times = [time_calls(lambda: tracker.track(frame), warmup=0, repeats=1)[0]
+             for frame in frames[1:]]
+    return np.asarray(times)
 
 
 def time_calls(fn, warmup: int, repeats: int) -> np.ndarray:

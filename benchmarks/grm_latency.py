@@ -17,23 +17,11 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import time_calls, write_result  # noqa: E402
+from benchmarks.common import (benchmark_frames, time_calls, time_tracker_steps,  # noqa: E402
+                               write_result)
 from configs.grm import get_config  # noqa: E402
 from grm_jax.model import init_variables  # noqa: E402
 from grm_jax.tracker import GRMTracker, make_forward  # noqa: E402
-from tracking.data.benchmarks import load_benchmark  # noqa: E402
-
-BAG = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'sequences' / 'vot' / 'bag'
-
-
-def _frames(count: int) -> tuple[list[np.ndarray], np.ndarray, str]:
-    if BAG.is_dir():
-        sequence = load_benchmark('vot', str(BAG))[0]
-        return [sequence.frame(i) for i in range(count + 1)], sequence.boxes[0], 'vot/bag'
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (360, 480, 3), np.uint8) for _ in range(count + 1)]
-    return frames, np.array([200.0, 150.0, 60.0, 40.0], np.float32), 'random 480x360'
-
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -52,14 +40,8 @@ def main():
         lambda: jax.block_until_ready(forward(variables, template, search, 0.0)),
         warmup=2, repeats=args.repeats)
 
-    frames, init_box, source = _frames(args.frames)
-    tracker = GRMTracker(config, variables)
-    tracker.initialize(frames[0], init_box)
-    tracker.track(frames[1])  # compile
-    step_times = []
-    for frame in frames[1:]:
-        step_times.append(time_calls(lambda: tracker.track(frame), warmup=0, repeats=1)[0])
-    step_times = np.asarray(step_times)
+    frames, init_box, source = benchmark_frames(args.frames)
+    step_times = time_tracker_steps(GRMTracker(config, variables), frames, init_box)
 
     write_result(f'grm_latency_{args.variant}', dict(
         variant=args.variant, frames=source, batch=1,

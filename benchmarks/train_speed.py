@@ -45,7 +45,7 @@ def main():
     args = parser.parse_args()
 
     import numpy as np
-    from train import make_task  # the same registry as train.py
+    from tracking.train.tasks import make_task
     config = load_config(args.config, args.set)
     task = make_task(config)
     mesh = sharding.make_mesh()

@@ -279,6 +279,33 @@ def test_backbone_frozen_then_unfrozen():
         assert second[key] == trained, key
 
 
+def test_pretrained_backbone_file(tmp_path):
+    """A pysot-style ImageNet file (backbone keys without prefix, 'module.' prefix, an extra
+    classifier) replaces exactly the backbone; a file missing a backbone weight is refused."""
+    from siam import convert
+    from siam.model import init_variables
+    from siam.task import load_pretrained_backbone
+    config = _small_config()
+    donor = convert.to_official(jax.device_get(init_variables(config.model,
+                                                              jax.random.PRNGKey(7))))
+    weights = {'module.' + k[len('backbone.'):]: v for k, v in donor.items()
+               if k.startswith('backbone.')}
+    weights['module.fc.weight'] = np.zeros((10, 4), np.float32)
+    np.savez(tmp_path / 'resnet.npz', **weights)
+    base = jax.device_get(init_variables(config.model, jax.random.PRNGKey(0)))
+    loaded = load_pretrained_backbone(base, str(tmp_path / 'resnet.npz'), config)
+    loaded_sd, base_sd = convert.to_official(loaded), convert.to_official(base)
+    for key, value in loaded_sd.items():
+        expected = donor[key] if key.startswith('backbone.') else base_sd[key]
+        np.testing.assert_array_equal(value, expected, err_msg=key)
+    del weights['module.layer2.0.conv1.weight']
+    np.savez(tmp_path / 'partial.npz', **weights)
+    with pytest.raises(ValueError, match=r'1 backbone weights missing.*layer2\.0\.conv1\.weight'):
+        load_pretrained_backbone(base, str(tmp_path / 'partial.npz'), config)
+    with pytest.raises(FileNotFoundError, match='config.train.pretrained'):
+        load_pretrained_backbone(base, str(tmp_path / 'absent.pth'), config)
+
+
 def _device_run(config_json: str, out: str) -> None:
     """Two steps (phase 0 then 1) on this process's devices; saves the variables to `out`."""
     import ml_collections
