@@ -21,10 +21,21 @@ from tracking.config import load_config  # noqa: E402
 from tracking.train import loop, sharding  # noqa: E402
 
 
-def _fake_batch(config, rng):
-    """A batch of the shapes the pipeline yields (for models whose data is not on this machine)."""
+def _fake_batch(task, config, rng):
+    """A batch of the shapes the pipeline yields (for models whose data is not on this machine):
+    from `task.sample_spec()` when the task has one (random images, zero labels)."""
     import numpy as np
     b, m = config.train.batch_size, config.model
+    if hasattr(task, 'sample_spec'):
+        batch = {}
+        for name, spec in task.sample_spec().items():
+            shape = (b,) + tuple(spec.shape)
+            if name in ('template', 'search'):
+                batch[name] = rng.uniform(0, 255, shape).astype(spec.dtype)
+            else:
+                batch[name] = np.zeros(shape, spec.dtype)
+        batch['index'] = np.arange(b, dtype=np.int64)
+        return batch
     feat = m.search_size // m.patch_size
     return dict(
         template=rng.integers(0, 256, (b, m.template_size, m.template_size, 3), np.uint8),
@@ -42,6 +53,8 @@ def main():
     parser.add_argument('--set', action='append', default=[], help='config override k=v')
     parser.add_argument('--fake_data', action='store_true',
                         help='random batches instead of the configured datasets')
+    parser.add_argument('--phase', type=int, default=-1,
+                        help='training phase to time for tasks with phases (-1: the last)')
     args = parser.parse_args()
 
     import numpy as np
@@ -52,11 +65,14 @@ def main():
     variables = task.init_variables(jax.random.PRNGKey(0))
     optimizer = task.make_optimizer(variables['params'])
     state = loop.create_train_state(variables, optimizer, jax.random.PRNGKey(1), mesh)
-    step = loop.make_train_step(task, optimizer, mesh)
+    phase = None
+    if getattr(task, 'phase_starts', None) is not None:
+        phase = len(task.phase_starts) if args.phase < 0 else args.phase
+    step = loop.make_train_step(task, optimizer, mesh, phase)
 
     pipeline_rate = None
     if args.fake_data:
-        batch_np = _fake_batch(config, np.random.default_rng(0))
+        batch_np = _fake_batch(task, config, np.random.default_rng(0))
     else:
         batches = iter(task.train_batches(0, jax.process_index(), jax.process_count()))
         batch_np = next(batches)
@@ -77,7 +93,7 @@ def main():
     write_result(f'train_speed_{config.variant}', dict(
         config=args.config, overrides=args.set, global_batch=config.train.batch_size,
         steps_per_s=rate, samples_per_s=rate * config.train.batch_size,
-        pipeline_batches_per_s=pipeline_rate, fake_data=args.fake_data,
+        pipeline_batches_per_s=pipeline_rate, fake_data=args.fake_data, phase=phase,
         command='python benchmarks/train_speed.py ' + ' '.join(sys.argv[1:])))
 
 
