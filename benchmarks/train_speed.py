@@ -90,7 +90,7 @@ def main():
     jax.block_until_ready(metrics)
     rate = args.steps / (time.perf_counter() - start)
 
-    write_result(f'train_speed_{config.variant}', dict(
+    write_result(f'train_speed_{config.tracker}_{config.variant}', dict(
         config=args.config, overrides=args.set, global_batch=config.train.batch_size,
         steps_per_s=rate, samples_per_s=rate * config.train.batch_size,
         pipeline_batches_per_s=pipeline_rate, fake_data=args.fake_data, phase=phase,
