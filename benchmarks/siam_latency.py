@@ -1,11 +1,11 @@
 """Per-frame tracking latency of SiamRPN++: the network's track forward alone, and the full
 tracker step (`SiamRPNTracker.track`: cv2 crop, jitted forward, anchor decoding, penalties).
 
-    python benchmarks/siam_latency.py [--variant r50_l234] [--frames 30]
+    python benchmarks/siam_latency.py [--variant r50_l234] [--frames 30] [--conv_impl winograd]
 
 Weights are random (the cost does not depend on them). Frames come from
 ../shared/data/sequences/vot/bag when present, else random 480x360 frames.
-Writes benchmarks/results/siam_latency_<variant>_<platform>.json.
+Writes benchmarks/results/siam_latency_<variant>[_winograd]_<platform>.json.
 """
 from __future__ import annotations
 
@@ -29,9 +29,12 @@ def main():
     parser.add_argument('--variant', default='r50_l234')
     parser.add_argument('--frames', type=int, default=30)
     parser.add_argument('--repeats', type=int, default=15)
+    parser.add_argument('--conv_impl', default='xla', choices=['xla', 'winograd'],
+                        help="config.test.conv_impl ('winograd': ResNet 3x3 convs in Winograd form)")
     args = parser.parse_args()
 
     config = get_config(args.variant)
+    config.test.conv_impl = args.conv_impl
     variables = jax.device_put(init_variables(config.model, jax.random.PRNGKey(0)))
     tracker = SiamRPNTracker(config, variables)
     frames, init_box, source = benchmark_frames(args.frames)
@@ -43,15 +46,17 @@ def main():
         warmup=2, repeats=args.repeats)
     step_times = time_tracker_steps(tracker, frames, init_box)
 
-    write_result(f'siam_latency_{args.variant}', dict(
-        variant=args.variant, frames=source, batch=1,
+    suffix = '' if args.conv_impl == 'xla' else f'_{args.conv_impl}'
+    write_result(f'siam_latency_{args.variant}{suffix}', dict(
+        variant=args.variant, conv_impl=args.conv_impl, frames=source, batch=1,
         forward_median_s=float(np.median(forward_times)),
         forward_min_s=float(forward_times.min()),
         track_step_median_s=float(np.median(step_times)),
         track_step_min_s=float(step_times.min()),
         track_fps=float(1.0 / np.median(step_times)),
         pysot_track_step_s=0.53,  # pysot on this 2-core CPU (fact sheet section 12)
-        command=f'python benchmarks/siam_latency.py --variant {args.variant}'))
+        command=f'python benchmarks/siam_latency.py --variant {args.variant} '
+                f'--conv_impl {args.conv_impl}'))
 
 
 if __name__ == '__main__':

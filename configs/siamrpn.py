@@ -47,6 +47,9 @@ def _test(**kw):
         lr=0.38,
         base_size=8,
         context_amount=0.5,
+        # 'winograd': ResNet 3x3 stride-1 convs in Winograd F(2x2, 3x3) form (faster on CPU;
+        # outputs differ from 'xla' by float32 rounding, docs/performance.md).
+        conv_impl='xla',
         # Tracking search crop (TRACK.INSTANCE_SIZE); None: model.search_size.
         instance_size=ml_collections.config_dict.placeholder(int),
     ))

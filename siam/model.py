@@ -23,11 +23,12 @@ RPN_TYPES = ('multi', 'depthwise', 'up')
 class SiamRPN(nn.Module):
     """config: the `model` section of configs/siamrpn.py (backbone, neck, rpn, precision)."""
     config: Any
+    conv_impl: str = 'xla'   # 'winograd': inference variables from `winograd_variables`
 
     def setup(self):
         c = self.config
         precision = c.get('precision', None) or None
-        self.backbone = build_backbone(c.backbone, precision)
+        self.backbone = build_backbone(c.backbone, precision, self.conv_impl)
         if _has_neck(c):
             self.neck = AdjustAllLayer(out_channels=tuple(c.neck.out_channels),
                                        center_size=c.neck.center_size, precision=precision)
@@ -108,11 +109,13 @@ def build_rpn(rpn_config, precision=None):
                         precision=precision)
 
 
-def build_model(model_config) -> SiamRPN:
-    """SiamRPN from the config's `model` section (a ConfigDict, frozen here so it is hashable)."""
+def build_model(model_config, conv_impl: str = 'xla') -> SiamRPN:
+    """SiamRPN from the config's `model` section (a ConfigDict, frozen here so it is hashable).
+    conv_impl 'winograd' builds the inference twin whose variables come from
+    `winograd_variables` (ResNet backbones)."""
     if isinstance(model_config, ml_collections.ConfigDict):
         model_config = ml_collections.FrozenConfigDict(model_config)
-    return SiamRPN(model_config)
+    return SiamRPN(model_config, conv_impl)
 
 
 def dummy_inputs(model_config, batch: int = 1):
@@ -120,6 +123,25 @@ def dummy_inputs(model_config, batch: int = 1):
     z = jnp.zeros((batch, model_config.template_size, model_config.template_size, 3), jnp.float32)
     x = jnp.zeros((batch, model_config.search_size, model_config.search_size, 3), jnp.float32)
     return z, x
+
+
+def winograd_variables(variables, model_config) -> dict:
+    """`variables` for `build_model(model_config, conv_impl='winograd')`: every 3x3 stride-1
+    backbone kernel [3, 3, C, O] becomes its Winograd weights [4, 4, C, O]; the rest is shared.
+    Computed once (e.g. when a tracker is built), so each frame skips the weight transform."""
+    from flax import traverse_util
+    from siam.layers import winograd_weights
+
+    fast = build_model(model_config, conv_impl='winograd')
+    shapes = jax.eval_shape(fast.init, jax.random.PRNGKey(0), *dummy_inputs(model_config))
+    flat = traverse_util.flatten_dict(variables)
+    out = {}
+    for path in traverse_util.flatten_dict(shapes):
+        if path[-1] == 'winograd_kernel':
+            out[path] = winograd_weights(jnp.asarray(flat[path[:-1] + ('kernel',)]))
+        else:
+            out[path] = flat[path]
+    return traverse_util.unflatten_dict(out)
 
 
 def init_variables(model_config, rng) -> dict:

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from siam.anchors import score_size, tracker_anchors
-from siam.model import SiamRPN, build_model
+from siam.model import SiamRPN, build_model, winograd_variables
 from tracking.boxes import validate_box_xywh
 from tracking.subwindow import get_subwindow
 
@@ -77,7 +77,10 @@ class SiamRPNTracker:
             raise ValueError(f'SiamRPNTracker: {len(anchor.ratios)} ratios x {len(anchor.scales)} '
                              f'scales != rpn.anchor_num {self.anchor_num}')
         self.window = cosine_window(self.score_size, self.anchor_num)
-        model = build_model(model_config)
+        conv_impl = self.test.get('conv_impl', 'xla')
+        model = build_model(model_config, conv_impl)
+        if conv_impl == 'winograd':
+            variables = winograd_variables(variables, model_config)
         self.variables = jax.device_put(variables)
         self._template_fn = jax.jit(
             lambda v, z: model.apply(v, z, method=SiamRPN.template_outputs))

@@ -56,8 +56,22 @@ def test_conversion_covers_every_key(reference):
                                   state_dict['rpn_head.rpn4.loc.head.1.running_var'])
 
 
+def _winograd_tracker(reference):
+    config = get_config('r50_l234')
+    config.test.conv_impl = 'winograd'
+    return SiamRPNTracker(config, reference['variables'])
+
+
 def test_forward_parity(reference):
-    tracker, ref = reference['tracker'], reference['forward']
+    _check_forward(reference['tracker'], reference['forward'])
+
+
+def test_forward_parity_winograd(reference):
+    """The Winograd inference path (test.conv_impl='winograd') within the same bounds."""
+    _check_forward(_winograd_tracker(reference), reference['forward'])
+
+
+def _check_forward(tracker, ref):
     template = tracker.run_template(np.transpose(ref['z'], (0, 2, 3, 1)))
     search = tracker.run_track(np.transpose(ref['x'], (0, 2, 3, 1)), template['neck'])
     ours = {'backbone_z2': template['backbone'][2], 'cls': search['cls'], 'loc': search['loc']}

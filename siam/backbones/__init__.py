@@ -18,14 +18,15 @@ def _check(backbone_config):
     return name
 
 
-def build_backbone(backbone_config, precision=None):
-    """The Flax backbone module for config.model.backbone (unbound; name it by assignment)."""
+def build_backbone(backbone_config, precision=None, conv_impl='xla'):
+    """The Flax backbone module for config.model.backbone (unbound; name it by assignment).
+    conv_impl 'winograd' (ResNet only): 3x3 stride-1 convs in Winograd form, for inference."""
     name = _check(backbone_config)
     if name == 'resnet_atrous':
         return resnet_atrous.ResNetAtrous(blocks=tuple(backbone_config.blocks),
                                           base_width=backbone_config.base_width,
                                           used_layers=tuple(backbone_config.used_layers),
-                                          precision=precision)
+                                          precision=precision, conv_impl=conv_impl)
     if name in ('alexnet', 'alexnetlegacy'):
         return alexnet.AlexNet(width_mult=backbone_config.width_mult, precision=precision)
     return mobile_v2.MobileNetV2(width_mult=backbone_config.width_mult,

@@ -33,22 +33,23 @@ class Bottleneck(nn.Module):
     dilation: int = 1
     downsample: Any = None
     precision: Any = None
+    conv_impl: str = 'xla'
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        p = self.precision
-        out = conv(self.planes, 1, name='conv1', precision=p)(x)
+        p, impl = self.precision, self.conv_impl
+        out = conv(self.planes, 1, name='conv1', precision=p, impl=impl)(x)
         out = nn.relu(batch_norm('bn1')(out, train))
         out = conv(self.planes, 3, self.stride, self.padding, self.dilation, name='conv2',
-                   precision=p)(out)
+                   precision=p, impl=impl)(out)
         out = nn.relu(batch_norm('bn2')(out, train))
-        out = conv(self.planes * EXPANSION, 1, name='conv3', precision=p)(out)
+        out = conv(self.planes * EXPANSION, 1, name='conv3', precision=p, impl=impl)(out)
         out = batch_norm('bn3')(out, train)
         residual = x
         if self.downsample is not None:
             kernel, stride, padding, dilation = self.downsample
             residual = conv(self.planes * EXPANSION, kernel, stride, padding, dilation,
-                            name='downsample_0', precision=p)(x)
+                            name='downsample_0', precision=p, impl=impl)(x)
             residual = batch_norm('downsample_1')(residual, train)
         return nn.relu(out + residual)
 
@@ -90,6 +91,7 @@ class ResNetAtrous(nn.Module):
     base_width: int = 64
     used_layers: Sequence[int] = (2, 3, 4)
     precision: Any = None
+    conv_impl: str = 'xla'    # 'winograd': 3x3 stride-1 convs in Winograd form (inference)
 
     @nn.compact
     def __call__(self, x, train_layers: Sequence[str] = ()):
@@ -107,7 +109,8 @@ class ResNetAtrous(nn.Module):
             layout = stage_layout(stage_index, num_blocks, in_channels, planes)
             for block_index, block in enumerate(layout):
                 name = f'layer{stage_index + 1}_{block_index}'
-                x = Bottleneck(planes, precision=self.precision, name=name, **block)(
+                x = Bottleneck(planes, precision=self.precision, conv_impl=self.conv_impl,
+                               name=name, **block)(
                     x, layer_of(name) in train_layers)
             in_channels = planes * EXPANSION
             outputs.append(x)
