@@ -208,37 +208,27 @@ def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequ
         return evaluate_vot(tracker_factory, sequences, benchmark, out_dir, tracker_name,
                             progress, eao_convention)
     layout_benchmark = protocol_benchmark(benchmark)
-    failures: list[SequenceFailure] = []
-    tracker = None
-    todo = [s for s in sequences
-            if not results_lib.is_done(out_dir, layout_benchmark, tracker_name, s.name, len(s))]
-    skipped = len(sequences) - len(todo)
-    if skipped:
-        logger.info('%s: %d of %d sequences already have complete results, skipping them',
-                    tracker_name, skipped, len(sequences))
-    bar = tqdm.tqdm(todo, desc=f'{tracker_name} on {benchmark}', unit='seq', disable=not progress)
-    for sequence in bar:
-        if tracker is None:
-            tracker = tracker_factory()  # Errors here are not a sequence's fault: they propagate.
-        try:
-            boxes, times = run_sequence(tracker, sequence)
-            results_lib.write_sequence(out_dir, layout_benchmark, tracker_name, sequence.name,
-                                       boxes, times)
-        except Exception as e:  # pylint: disable=broad-except; reported, the others still run.
-            failure = SequenceFailure(sequence.name, f'{type(e).__name__}: {e}')
-            logger.error('sequence failed: %s', failure)
-            failures.append(failure)
-            continue
-        fps = metrics_lib.mean_fps(times[1:])
-        logger.info('%s: %d frames, %.1f fps', sequence.name, len(sequence), fps)
+
+    def is_done(sequence):
+        return results_lib.is_done(out_dir, layout_benchmark, tracker_name, sequence.name,
+                                   len(sequence))
+
+    def run_one(tracker, sequence):
+        boxes, times = run_sequence(tracker, sequence)
+        results_lib.write_sequence(out_dir, layout_benchmark, tracker_name, sequence.name,
+                                   boxes, times)
+        logger.info('%s: %d frames, %.1f fps', sequence.name, len(sequence),
+                    metrics_lib.mean_fps(times[1:]))
+
+    failures = _run_pending(tracker_factory, sequences, is_done, run_one,
+                            f'{tracker_name} on {benchmark}', progress)
 
     with_gt = [s for s in sequences if has_public_ground_truth(s)]
     if len(with_gt) < len(sequences):
         _report_withheld(out_dir, benchmark, tracker_name, len(sequences) - len(with_gt))
 
     def read(sequence):
-        if not results_lib.is_done(out_dir, layout_benchmark, tracker_name, sequence.name,
-                                   len(sequence)):
+        if not is_done(sequence):
             return None
         return results_lib.read_sequence(out_dir, layout_benchmark, sequence.name, tracker_name)
 
@@ -248,6 +238,32 @@ def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequ
     for failure in score_failures:
         logger.error('%s', failure)
     return per_sequence, summary, failures + score_failures
+
+
+def _run_pending(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence],
+                 is_done: Callable[[Sequence], bool],
+                 run_one: Callable[[Tracker, Sequence], None], description: str,
+                 progress: bool) -> list[SequenceFailure]:
+    """Calls run_one(tracker, sequence) (which writes the sequence's results) for every sequence
+    that is not is_done, with one tracker made by tracker_factory on first need. A sequence that
+    raises is reported and the others still run; returns those failures."""
+    failures: list[SequenceFailure] = []
+    tracker = None
+    todo = [s for s in sequences if not is_done(s)]
+    skipped = len(sequences) - len(todo)
+    if skipped:
+        logger.info('%s: %d of %d sequences already have complete results, skipping them',
+                    description, skipped, len(sequences))
+    for sequence in tqdm.tqdm(todo, desc=description, unit='seq', disable=not progress):
+        if tracker is None:
+            tracker = tracker_factory()  # Errors here are not a sequence's fault: they propagate.
+        try:
+            run_one(tracker, sequence)
+        except Exception as e:  # pylint: disable=broad-except; reported, the others still run.
+            failure = SequenceFailure(sequence.name, f'{type(e).__name__}: {e}')
+            logger.error('sequence failed: %s', failure)
+            failures.append(failure)
+    return failures
 
 
 def _report_withheld(out_dir: str, benchmark: str, tracker_name: str, count: int) -> None:
@@ -298,31 +314,21 @@ def evaluate_vot(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence
     """`evaluate_tracker` for VOT: reset protocol, `<out_dir>/<tracker>/baseline/<seq>/
     <seq>_001.txt` files (restartable, atomic), A/R/EAO scored from the files on disk."""
     vot_lib.eao_interval(_normalise(benchmark))  # An unknown year fails before any run.
-    failures: list[SequenceFailure] = []
-    tracker = None
-    todo = [s for s in sequences
-            if not vot_lib.is_done(out_dir, tracker_name, s.name, len(s))]
-    skipped = len(sequences) - len(todo)
-    if skipped:
-        logger.info('%s: %d of %d sequences already have complete results, skipping them',
-                    tracker_name, skipped, len(sequences))
-    bar = tqdm.tqdm(todo, desc=f'{tracker_name} on {benchmark}', unit='seq', disable=not progress)
-    for sequence in bar:
-        if tracker is None:
-            tracker = tracker_factory()  # Errors here are not a sequence's fault: they propagate.
-        try:
-            records, times = vot_lib.run_supervised(tracker, sequence)
-            vot_lib.write_records(out_dir, tracker_name, sequence.name, records, times)
-        except Exception as e:  # pylint: disable=broad-except; reported, the others still run.
-            failure = SequenceFailure(sequence.name, f'{type(e).__name__}: {e}')
-            logger.error('sequence failed: %s', failure)
-            failures.append(failure)
-            continue
+
+    def is_done(sequence):
+        return vot_lib.is_done(out_dir, tracker_name, sequence.name, len(sequence))
+
+    def run_one(tracker, sequence):
+        records, times = vot_lib.run_supervised(tracker, sequence)
+        vot_lib.write_records(out_dir, tracker_name, sequence.name, records, times)
         logger.info('%s: %d frames, %d failure(s), %.1f fps', sequence.name, len(sequence),
                     len(vot_lib.failure_frames(records)), metrics_lib.mean_fps(times))
 
+    failures = _run_pending(tracker_factory, sequences, is_done, run_one,
+                            f'{tracker_name} on {benchmark}', progress)
+
     def read(sequence):
-        if not vot_lib.is_done(out_dir, tracker_name, sequence.name, len(sequence)):
+        if not is_done(sequence):
             return None
         return vot_lib.read_records(vot_lib.result_path(out_dir, tracker_name, sequence.name))
 
