@@ -21,6 +21,7 @@ import optax
 
 from tracking.crops import normalize_imagenet
 from tracking.train.optim import clip_by_global_norm_torch
+from tracking.trees import path_names
 
 HEAD, BACKBONE, DIVISION = 'head', 'backbone', 'division'
 
@@ -35,7 +36,7 @@ def param_group(path: tuple[str, ...]) -> str:
 def param_groups(params) -> dict:
     """Same tree as params with each leaf replaced by its group name."""
     return jax.tree_util.tree_map_with_path(
-        lambda path, _: param_group(tuple(_key_name(k) for k in path)), params)
+        lambda path, _: param_group(path_names(path)), params)
 
 
 def step_lr_schedule(base_lr: float, drop_every_steps: int, factor: float):
@@ -147,9 +148,3 @@ def load_pretrained(variables: dict, path: str, config) -> dict:
     logging.info('initialising the ViT from the MAE checkpoint %s', path)
     return mae.load_mae_into(variables, state_dict, config)
 
-
-def _key_name(key) -> str:
-    for attr in ('key', 'name', 'idx'):
-        if hasattr(key, attr):
-            return str(getattr(key, attr))
-    return str(key)

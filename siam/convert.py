@@ -22,6 +22,7 @@ import numpy as np
 from siam.backbones.alexnet import LEGACY_INDEX
 from siam.model import variable_shapes
 from tracking.checkpoint import convert_main
+from tracking.trees import path_names
 
 # (collection, Flax leaf) -> PyTorch leaf.
 _LEAF_NAMES = {
@@ -115,10 +116,6 @@ def _to_flax_layout(key: str, value: np.ndarray, leaf: str) -> np.ndarray:
     return value
 
 
-def _path_names(key_path) -> tuple[str, ...]:
-    return tuple(str(getattr(k, 'key', k)) for k in key_path)
-
-
 def from_official(state_dict, config) -> dict:
     """Flax variables {'params', 'batch_stats'} from a pysot ModelBuilder state_dict.
 
@@ -132,7 +129,7 @@ def from_official(state_dict, config) -> dict:
     missing, mismatched, used = [], [], set()
     leaves = []
     for key_path, spec in jax.tree_util.tree_flatten_with_path(shapes)[0]:
-        path = _path_names(key_path)
+        path = path_names(key_path)
         key = official_key(path, model_config)
         if key not in available:
             missing.append(key)
@@ -173,7 +170,7 @@ def to_official(variables, config=None) -> dict:
     mechanically (`backbone.layer1.0.*`)."""
     state_dict = {}
     for key_path, value in jax.tree_util.tree_flatten_with_path(variables)[0]:
-        path = _path_names(key_path)
+        path = path_names(key_path)
         value = np.asarray(value)
         if path[-1] == 'kernel':
             value = np.transpose(value, (3, 2, 0, 1))

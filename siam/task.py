@@ -22,6 +22,7 @@ import optax
 
 from siam.layers import layer_of
 from tracking.train.optim import clip_by_global_norm_torch, torch_sgd
+from tracking.trees import path_names
 
 
 def lr_spaces(train_config) -> np.ndarray:
@@ -41,10 +42,6 @@ def lr_spaces(train_config) -> np.ndarray:
     tail = np.logspace(np.log10(float(t.log_start_lr)), np.log10(float(t.log_end_lr)),
                        epochs - warmup)
     return np.concatenate([head, tail])
-
-
-def _path_names(key_path) -> tuple[str, ...]:
-    return tuple(str(getattr(k, 'key', getattr(k, 'name', k))) for k in key_path)
 
 
 class SiamRPNTask:
@@ -94,7 +91,7 @@ class SiamRPNTask:
         mult = float(self.config.train.backbone_lr_mult)
 
         def leaf(key_path, _):
-            path = _path_names(key_path)
+            path = path_names(key_path)
             if path[0] != 'backbone':
                 return jnp.float32(1.0)
             if not self.is_backbone_trainable(path):
@@ -133,7 +130,7 @@ class SiamRPNTask:
         trains = self.backbone_trains(phase)
 
         def leaf(key_path, value):
-            path = _path_names(key_path)
+            path = path_names(key_path)
             if path[0] == 'backbone' and not (trains and self.is_backbone_trainable(path)):
                 return jax.lax.stop_gradient(value)
             return value
