@@ -14,17 +14,11 @@ import numpy as np
 from siam.anchors import score_size, tracker_anchors
 from siam.model import SiamRPN, build_model, winograd_variables
 from tracking.boxes import validate_box_xywh
-from tracking.subwindow import get_subwindow
+from tracking.subwindow import context_size, get_subwindow
 
 
 def _change(ratio):
     return np.maximum(ratio, 1.0 / ratio)
-
-
-def _padded_size(w, h):
-    """sqrt((w + p)(h + p)) with context p = (w + h) / 2."""
-    pad = (w + h) * 0.5
-    return np.sqrt((w + pad) * (h + pad))
 
 
 def cosine_window(size: int, anchor_num: int) -> np.ndarray:
@@ -102,8 +96,7 @@ class SiamRPNTracker:
     # -- tracking ----------------------------------------------------------------------------
     def _context_size(self):
         """sqrt(w_z h_z) with w_z = w + c (w + h), h_z = h + c (w + h) (unrounded, float64)."""
-        context = self.test.context_amount * np.sum(self.size)
-        return np.sqrt((self.size[0] + context) * (self.size[1] + context))
+        return context_size(self.size[0], self.size[1], self.test.context_amount)
 
     def initialize(self, frame: np.ndarray, box_xywh) -> None:
         """frame [H, W, 3] uint8 RGB; box_xywh (x, y, w, h) in 0-based pixels."""
@@ -128,9 +121,9 @@ class SiamRPNTracker:
         if self._zf is None:
             raise RuntimeError('SiamRPNTracker.track called before initialize')
         image = _to_bgr(frame)
-        context_size = self._context_size()
-        scale_z = self.template_size / context_size
-        search_side = context_size * (self.search_size / self.template_size)
+        side_z = self._context_size()
+        scale_z = self.template_size / side_z
+        search_side = side_z * (self.search_size / self.template_size)
         x_crop = get_subwindow(image, self.center, self.search_size, max(1, round(search_side)),
                                self.channel_average)
         outputs = self.run_track(x_crop[None].astype(np.float32), self._zf)
@@ -144,8 +137,8 @@ class SiamRPNTracker:
         # keeps its last box.
         with np.errstate(over='ignore', invalid='ignore', divide='ignore'):
             boxes = decode_boxes(loc, self.anchors)
-            scale_change = _change(_padded_size(boxes[2], boxes[3])
-                                   / _padded_size(self.size[0] * scale_z,
+            scale_change = _change(context_size(boxes[2], boxes[3])
+                                   / context_size(self.size[0] * scale_z,
                                                   self.size[1] * scale_z))
             ratio_change = _change((self.size[0] / self.size[1]) / (boxes[2] / boxes[3]))
             penalty = np.exp(-(ratio_change * scale_change - 1) * self.test.penalty_k)

@@ -11,6 +11,13 @@ import cv2
 import numpy as np
 
 
+def context_size(w, h, context: float = 0.5):
+    """Side of the SiamFC context square: sqrt((w + p) (h + p)), p = context (w + h).
+    w, h: scalars or arrays (pixels); numpy float arithmetic in the caller's dtype."""
+    pad = context * (w + h)
+    return np.sqrt((w + pad) * (h + pad))
+
+
 def subwindow_bounds(center_xy, original_size: int) -> tuple[int, int, int, int]:
     """Inclusive pixel window (x0, y0, x1, y1) of side original_size around center_xy.
 

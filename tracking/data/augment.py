@@ -9,10 +9,11 @@ refer to. Every random number comes from the `numpy.random.Generator` passed in.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import cv2
 import numpy as np
+
+from tracking.subwindow import context_size
 
 CONTEXT_AMOUNT = 0.5
 EXEMPLAR_SIZE = 127
@@ -35,12 +36,6 @@ class AugmentParams:
     @classmethod
     def from_config(cls, config) -> 'AugmentParams':
         return cls(**{f.name: float(config[f.name]) for f in dataclasses.fields(cls)})
-
-
-def context_size(w: float, h: float, context: float = CONTEXT_AMOUNT) -> float:
-    """s_z = sqrt((w + c (w + h)) (h + c (w + h))): side of the template's context square."""
-    pad = context * (w + h)
-    return math.sqrt((w + pad) * (h + pad))
 
 
 def warp_crop(image: np.ndarray, box_xyxy, out_size: int, fill) -> np.ndarray:
@@ -68,7 +63,7 @@ def siamfc_crop(image: np.ndarray, box_xywh, out_size: int = 511,
     at (out_size // 2, out_size // 2) with size (w, h) * 127 / s_z (pysot's `_get_bbox`).
     """
     x, y, w, h = (float(v) for v in box_xywh)
-    s_z = context_size(w, h, context)
+    s_z = float(context_size(w, h, context))
     s_x = s_z * out_size / EXEMPLAR_SIZE
     cx, cy = x + w / 2.0, y + h / 2.0
     window = (cx - s_x / 2, cy - s_x / 2, cx + s_x / 2, cy + s_x / 2)
