@@ -130,7 +130,7 @@ def test_unknown_benchmark_and_missing_root(tmp_path):
         load_benchmark('otb', tmp_path / 'absent')
 
 
-@pytest.mark.skipif(not (REAL / 'otb' / 'Crossing').is_dir(), reason='shared Crossing absent')
+@pytest.mark.shared(REAL / 'otb' / 'Crossing', what='OTB reader on the shared Crossing')
 def test_real_otb_crossing():
     gt_first = (REAL / 'otb' / 'Crossing' / 'groundtruth_rect.txt').read_text().split('\n')[0]
     expected = [float(v) for v in gt_first.replace(',', ' ').split()]
@@ -143,7 +143,7 @@ def test_real_otb_crossing():
         assert frame.shape == (240, 360, 3) and frame.dtype == np.uint8
 
 
-@pytest.mark.skipif(not (REAL / 'vot' / 'bag').is_dir(), reason='shared VOT bag absent')
+@pytest.mark.shared(REAL / 'vot' / 'bag', what='VOT reader on the shared bag')
 def test_real_vot_bag():
     seq = load_benchmark('vot', REAL / 'vot' / 'bag')[0]
     assert seq.name == 'bag' and len(seq) == 196
@@ -343,7 +343,7 @@ def test_vot_list_rects_and_polygons(tmp_path):
 # ------------------------------------------------------------------------------------- synthetic
 
 def test_synthetic_dispatch(monkeypatch, tmp_path):
-    synthetic = pytest.importorskip('tracking.data.synthetic')
+    from tracking.data import synthetic
     from tracking.data.sequence import Sequence
     calls = []
 

@@ -82,10 +82,9 @@ def test_degenerate_boxes_raise(image, box, factor):
         crops.sample_target(image, box, factor, 16)
 
 
-def test_real_frame_crossing():
+def test_real_frame_crossing(require_shared):
     path = SHARED / 'data/sequences/otb/Crossing/img/0001.jpg'
-    if not path.is_file():
-        pytest.skip(f'{path} not available')
+    require_shared(path, what='sample_target on a real frame')
     from tracking.images import load_image
     frame = load_image(path)
     # GT (205, 151, 17, 50): crop_sz = ceil(sqrt(850) * 4) = 117, x1 = round(155.0) = 155,

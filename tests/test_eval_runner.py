@@ -214,10 +214,9 @@ def _eval_cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_cli_static_baseline_on_real_otb_sequence(tmp_path):
+def test_cli_static_baseline_on_real_otb_sequence(tmp_path, require_shared):
     crossing = SHARED / 'data' / 'sequences' / 'otb' / 'Crossing'
-    if not crossing.is_dir():
-        pytest.skip(f'shared data not available at {crossing}')
+    require_shared(crossing, what='eval.py static baseline on OTB Crossing')
     out = tmp_path / 'eval'
     proc = _eval_cli('--baseline', 'static', '--benchmark', 'otb', '--root',
                      str(crossing.parent), '--out', str(out), '--noprogress')

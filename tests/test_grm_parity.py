@@ -19,8 +19,7 @@ BUNDLE = SHARED / 'reference' / 'grm_vitb_256'
 FRAMES = SHARED / 'data' / 'sequences' / 'vot' / 'bag'
 NUM_FRAMES = 40
 
-pytestmark = pytest.mark.skipif(not (BUNDLE / 'manifest.tsv').is_file(),
-                                reason=f'reference bundle not found at {BUNDLE}')
+pytestmark = pytest.mark.shared(BUNDLE / 'manifest.tsv', what='GRM reference bundle')
 
 
 @pytest.fixture(scope='module')
@@ -88,10 +87,10 @@ def test_forward_threshold_04(forward):
 
 
 @pytest.fixture(scope='module')
-def frames():
+def frames(require_shared):
+    require_shared(FRAMES, what='GRM 40-frame track on vot/bag')
     paths = sorted(FRAMES.glob('*.jpg'))[:NUM_FRAMES]
-    if len(paths) < NUM_FRAMES:
-        pytest.skip(f'sequence vot/bag not found at {FRAMES}')
+    assert len(paths) == NUM_FRAMES, f'{FRAMES} holds {len(paths)} JPEG frames, need {NUM_FRAMES}'
     return [load_image(p) for p in paths]
 
 

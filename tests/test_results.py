@@ -144,13 +144,12 @@ def test_unknown_benchmark_raises(tmp_path):
         results.result_path(tmp_path, 'vot2018', 'trk', 'bag')
 
 
-def test_reads_real_otb_groundtruth_and_scores_itself():
+def test_reads_real_otb_groundtruth_and_scores_itself(require_shared):
     from pathlib import Path
     from tracking.eval import metrics
     gt_file = (Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'sequences'
                / 'otb' / 'Crossing' / 'groundtruth_rect.txt')
-    if not gt_file.is_file():
-        pytest.skip(f'shared data absent: {gt_file}')
+    require_shared(gt_file, what='OTB ground-truth reader')
     gt = results.read_boxes(gt_file)   # tab-separated OTB file
     assert gt.shape == (120, 4)
     np.testing.assert_array_equal(gt[0], [205, 151, 17, 50])

@@ -27,9 +27,8 @@ NUM_FRAMES = 40
 
 
 @pytest.fixture(scope='module')
-def reference():
-    if not BUNDLE.is_dir() or not SEQUENCE.is_dir():
-        pytest.skip(f'reference bundle or sequence not found under {SHARED}')
+def reference(require_shared):
+    require_shared(BUNDLE, SEQUENCE, what='SiamRPN++ reference bundle')
     config = get_config('r50_l234')
     state_dict = reference_state_dict(BUNDLE)
     variables = from_official(state_dict, config)

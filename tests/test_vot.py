@@ -219,7 +219,7 @@ def _supersampled_iou(box, polygon, step=0.25):
     return np.sum(in_box & in_poly) / np.sum(in_box | in_poly)
 
 
-@pytest.mark.skipif(not BAG.is_dir(), reason=f'shared VOT sequence absent: {BAG}')
+@pytest.mark.shared(BAG, what='VOT scripted tracker on the shared bag')
 def test_real_bag_scripted_tracker():
     from tracking.data.benchmarks import load_benchmark
     seq = load_benchmark('vot', BAG)[0]
