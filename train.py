@@ -76,4 +76,6 @@ def _unknown_config_override(argv):
 
 
 if __name__ == '__main__':
+    from tracking.logs import quiet
+    quiet()
     app.run(main, flags_parser=parse_flags)

@@ -10,11 +10,11 @@ import time
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
-import tqdm
 
 from tracking.boxes import validate_box_xywh
 from tracking.data.sequence import Sequence
 from tracking.images import FrameError
+from tracking.logs import progress as progress_bar
 
 
 @runtime_checkable
@@ -96,7 +96,7 @@ def run_sequence(tracker: Tracker, sequence: Sequence,
 
     frames = range(1, num_frames)
     if progress:
-        frames = tqdm.tqdm(frames, desc=sequence.name, unit='frame', leave=False)
+        frames = progress_bar(frames, desc=sequence.name, unit='frame', leave=False)
     for i in frames:
         frame = _read_frame(sequence, i)
         start = time.perf_counter()

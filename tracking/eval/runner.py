@@ -19,7 +19,6 @@ import os
 from typing import Callable, Sequence as Seq
 
 import numpy as np
-import tqdm
 
 from tracking.data.benchmarks import canonical_benchmark
 from tracking.data.sequence import Sequence
@@ -27,6 +26,7 @@ from tracking.eval import metrics as metrics_lib
 from tracking.eval import results as results_lib
 from tracking.eval import vot as vot_lib
 from tracking.tracker import Tracker, run_sequence
+from tracking.logs import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def _run_pending(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence
     if skipped:
         logger.info('%s: %d of %d sequences already have complete results, skipping them',
                     description, skipped, len(sequences))
-    for sequence in tqdm.tqdm(todo, desc=description, unit='seq', disable=not progress):
+    for sequence in progress_bar(todo, desc=description, unit='seq', enabled=progress):
         if tracker is None:
             tracker = tracker_factory()  # Errors here are not a sequence's fault: they propagate.
         try:

@@ -348,6 +348,5 @@ class _NullProgress:
 def _progress_bar(enabled: bool, start_step: int, num_steps: int):
     if not enabled:
         return _NullProgress()
-    from tqdm import tqdm
-    return tqdm(total=num_steps, initial=start_step, unit='step', dynamic_ncols=True,
-                desc='train')
+    from tracking.logs import progress
+    return progress(total=num_steps, initial=start_step, unit='step', desc='train')
