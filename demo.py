@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from absl import app
@@ -50,13 +49,13 @@ def _benchmarks(config, max_sequences: int) -> list[tuple[str, str, list]]:
 
 def main(argv):
     del argv
-    import jax
     from tracking import checkpoint
     from tracking.config import load_config
     from tracking.eval import plots, report, runner
     from tracking.tracker import StaticTracker, make_tracker
     from tracking.train.loop import train
     from tracking.train.tasks import make_task
+    from tracking.variables import untrained_variables
 
     logging.getLogger().setLevel(logging.WARNING)
     workdir = Path(FLAGS.workdir)
@@ -66,7 +65,7 @@ def main(argv):
     print(f'== training {FLAGS.config} in {workdir / "train"}')
     train(config, str(workdir / 'train'), task)
     trained = checkpoint.restore_variables(str(workdir / 'train'))
-    untrained = jax.device_get(task.init_variables(jax.random.PRNGKey(config.seed)))
+    untrained = untrained_variables(config)  # the same as eval.py --baseline untrained
 
     trackers = {
         f'{config.tracker}_{config.variant}': lambda bench: make_tracker(config, trained, bench),
@@ -90,11 +89,11 @@ def main(argv):
         report.write_metrics_json(str(out / 'metrics.json'), per_sequence, summaries)
         if runner.is_vot_supervised(benchmark):
             continue  # A/R/EAO: a table, no success/precision curves
-        for path in plots.plot_success_precision(summaries, str(out / label),
-                                                 f'{label} ({len(sequences)} sequences)'):
+        for path in plots.plot_success_precision(summaries, str(out / label), label):
             print(f'   plot: {path}')
 
 
 if __name__ == '__main__':
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    from tracking.logs import quiet
+    quiet()
     app.run(main)

@@ -4,6 +4,8 @@ Run a tracker (results under <out>/results/<DS>/<tracker>/, then metrics, table 
   python eval.py --config configs/grm.py:vitb_256 --checkpoint DIR --benchmark otb \
       --root /data/OTB100 --out /tmp/eval [--sequences Crossing,Girl] [--tracker_name NAME]
   python eval.py --baseline static --benchmark otb --root /data/OTB100 --out /tmp/eval
+  python eval.py --baseline untrained --config configs/grm.py:tiny --benchmark otb \
+      --root /data/OTB100 --out /tmp/eval      (the config's model at its seed's initialisation)
 
 Score existing result folders of one or more trackers (plotted on one figure):
   python eval.py --benchmark otb --root /data/OTB100 --results runs/a/results/OTB100/grm \
@@ -50,7 +52,9 @@ _RESULTS = flags.DEFINE_multi_string(
     'results', None, 'Existing result folder of one tracker (repeatable); scores instead of '
     'running. The tracker name is the folder basename.')
 _BASELINE = flags.DEFINE_enum(
-    'baseline', None, ['static'], 'Run a baseline tracker instead of --config.')
+    'baseline', None, ['static', 'untrained'],
+    'Run a baseline instead of a trained model: static = the first-frame box held fixed; '
+    'untrained = the --config model at its seed\'s initialisation (no --checkpoint).')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show tqdm progress bars.')
 _VOT_PROTOCOL = flags.DEFINE_enum(
     'vot_protocol', 'supervised', ['supervised', 'ope'],
@@ -70,6 +74,13 @@ def _check_mode() -> str:
     modes = [name for name, given in (('score', bool(_RESULTS.value)),
                                       ('baseline', _BASELINE.value is not None),
                                       ('config', _CONFIG.value is not None)) if given]
+    if _BASELINE.value == 'untrained':  # The baseline is the --config model, untrained.
+        if _CONFIG.value is None:
+            _fail('--baseline untrained needs --config (the model to initialise), e.g. '
+                  '--config configs/grm.py:tiny')
+        if _CHECKPOINT.value:
+            _fail('--baseline untrained takes no --checkpoint (it is the model before training)')
+        modes.remove('config')
     if len(modes) != 1:
         given = ', '.join('--results' if m == 'score' else '--' + m for m in modes) or 'none'
         _fail('give exactly one of --config (with --checkpoint), --baseline or --results '
@@ -92,11 +103,16 @@ def _load_sequences(benchmark: str):
 def _tracker_factory(mode: str, benchmark: str):
     """(tracker name, () -> Tracker)."""
     from tracking import tracker as tracker_lib
-    if mode == 'baseline':
+    if mode == 'baseline' and _BASELINE.value == 'static':
         return _TRACKER_NAME.value or _BASELINE.value, tracker_lib.StaticTracker
     config = _CONFIG.value
     name = _TRACKER_NAME.value or (f'{config.tracker}_{config.variant}' if 'variant' in config
                                    else config.tracker)
+    if mode == 'baseline':  # untrained, named like demo.py's row
+        from tracking.variables import untrained_variables
+        variables = untrained_variables(config)
+        name = _TRACKER_NAME.value or f'{name}_untrained'
+        return name, lambda: tracker_lib.make_tracker(config, variables, benchmark)
 
     from tracking.checkpoint import restore_variables
     try:
@@ -182,4 +198,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+    from tracking.logs import quiet
+    quiet()
     app.run(main)

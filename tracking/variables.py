@@ -1,0 +1,36 @@
+"""Model variables for a tracker: restored from a checkpoint, or the untrained initialisation.
+
+`untrained_variables(config)` is the "untrained" baseline of the demo's table and of
+`eval.py --baseline untrained`: the config's model at the initialisation its seed gives
+(`make_task(config).init_variables(PRNGKey(config.seed))`, which also loads the pretrained
+backbone when config.train.pretrained names one), brought to host memory.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def untrained_variables(config) -> dict[str, Any]:
+    """{'params': ..., 'batch_stats': ...} as numpy arrays: the model of config.tracker at
+    config.seed's initialisation. Deterministic in (config, config.seed)."""
+    import jax
+    from tracking.train.tasks import make_task
+    task = make_task(config)
+    return jax.device_get(task.init_variables(jax.random.PRNGKey(int(config.seed))))
+
+
+def load_variables(config, checkpoint: str | None) -> tuple[dict[str, Any], bool]:
+    """(variables, trained): `checkpoint` (a converted-model folder or a training workdir)
+    restored, or, when checkpoint is None/empty, `untrained_variables(config)` with a warning.
+
+    Raises FileNotFoundError naming the folder when `checkpoint` does not exist.
+    """
+    if checkpoint:
+        from tracking.checkpoint import restore_variables
+        return restore_variables(checkpoint), True
+    logger.warning('no checkpoint given: using the untrained %s model (seed %s); its boxes are '
+                   'not meaningful', config.tracker, config.seed)
+    return untrained_variables(config), False
