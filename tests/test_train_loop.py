@@ -2,7 +2,8 @@
 
 They use a toy task (a tiny MLP with BatchNorm and dropout on uint8 "images", a deterministic
 batch stream) so that every test takes seconds. Multi-device and kill/restart runs happen in
-subprocesses that run this file as a script (`python tests/test_train_loop.py CONFIG_JSON WORKDIR`).
+subprocesses that run this file as a script
+(`python tests/test_train_loop.py CONFIG_JSON WORKDIR DEVICE_COUNT [KILL_AT_BATCH]`).
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ def toy_config(**train_overrides) -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(dict(
         batch_size=8, num_epochs=1, num_steps=6, lr=0.05, log_every_steps=2,
         checkpoint_every_steps=3, keep_checkpoints=2, tensorboard=False))
-    c.toy = ml_collections.ConfigDict(dict(delay_s=0.0, nan_step=-1))
+    c.toy = ml_collections.ConfigDict(dict(nan_step=-1))
     c.train.update(train_overrides)
     return c
 
@@ -90,8 +90,6 @@ class ToyTask:
                 target[3] = np.nan
             index = np.arange(step * batch_size, (step + 1) * batch_size, dtype=np.int32)
             rows = slice(process_index * per_process, (process_index + 1) * per_process)
-            if self.config.toy.delay_s:
-                time.sleep(self.config.toy.delay_s)
             yield {'image': image[rows], 'target': target[rows], 'index': index[rows]}
             step += 1
 
@@ -104,18 +102,23 @@ def _script_env(device_count: int = 1) -> dict:
     return env
 
 
-def _start_script(config, workdir: Path, device_count: int = 1) -> subprocess.Popen:
-    """Runs train() with the toy task in a subprocess; its output goes to <workdir>.log."""
+def _start_script(config, workdir: Path, device_count: int = 1,
+                  kill_at_batch: int | None = None) -> subprocess.Popen:
+    """Runs train() with the toy task in a subprocess; its output goes to <workdir>.log.
+
+    kill_at_batch: the subprocess SIGKILLs itself when train() asks for that batch (see _main).
+    """
     log = open(f'{workdir}.log', 'w')
+    extra = [] if kill_at_batch is None else [str(kill_at_batch)]
     process = subprocess.Popen(
-        [sys.executable, __file__, config.to_json(), str(workdir), str(device_count)],
+        [sys.executable, __file__, config.to_json(), str(workdir), str(device_count), *extra],
         env=_script_env(device_count), stdout=log, stderr=subprocess.STDOUT, text=True)
     log.close()
     process.log_path = f'{workdir}.log'
     return process
 
 
-def _finish(process: subprocess.Popen, timeout: float = 120) -> str:
+def _finish(process: subprocess.Popen, timeout: float = 300) -> str:
     process.wait(timeout=timeout)
     out = Path(process.log_path).read_text()
     assert process.returncode == 0, out[-4000:]
@@ -150,25 +153,27 @@ def test_four_devices_match_one_device(tmp_path):
 
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
+    """SIGKILL at a known point (after checkpoint 4 is on disk, when batch 6 is requested, so
+    updates 4 and 5 are lost), then a restart: the result equals an uninterrupted run exactly."""
     from tracking.checkpoint import restore_variables
     from tracking.train.loop import train
     config = toy_config(num_steps=12, checkpoint_every_steps=4, tensorboard=True)
-    slow = ml_collections.ConfigDict(config.to_dict())
-    slow.toy.delay_s = 0.3
-    slow.train.tensorboard = False
-    killed = _start_script(slow, tmp_path / 'resumed')
+    child = ml_collections.ConfigDict(config.to_dict())
+    child.train.tensorboard = False
+    killed = _start_script(child, tmp_path / 'resumed', kill_at_batch=6)
     try:
         uninterrupted = train(config, str(tmp_path / 'straight'), ToyTask(config))
-        checkpoints = tmp_path / 'resumed' / 'checkpoints'
-        deadline = time.time() + 90
-        while not (checkpoints / '4').is_dir() and killed.poll() is None:
-            assert time.time() < deadline, 'no checkpoint written in time'
-            time.sleep(0.02)
+        killed.wait(timeout=300)   # a safety net only: the child kills itself after 6 batches
     finally:
-        killed.send_signal(signal.SIGKILL)
-        killed.wait()
+        if killed.poll() is None:
+            killed.kill()
+            killed.wait()
+    log = Path(killed.log_path).read_text()
+    assert killed.returncode == -signal.SIGKILL, log[-4000:]
+    assert 'SIGKILL at batch 6' in log and 'devices=' not in log, log[-4000:]
+    checkpoints = tmp_path / 'resumed' / 'checkpoints'
     steps = sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
-    assert steps and max(steps) < 12, steps
+    assert steps == [4], steps
     resumed = train(config, str(tmp_path / 'resumed'), ToyTask(config))
 
     assert int(resumed.step) == int(uninterrupted.step) == 12
@@ -317,13 +322,59 @@ def test_grm_task_two_steps_tiny():
     assert np.all(output_bias > 0.5), output_bias
 
 
-def _main(config_json: str, workdir: str, device_count: str) -> None:
+class _KillAtBatch(ToyTask):
+    """The toy task of a subprocess that SIGKILLs itself when train() asks for batch `kill_at`.
+
+    Checkpoint saves are made synchronous (the manager waits after each save), so every
+    checkpoint before the kill is complete on disk and none after it was started: the kill point
+    is exact, whatever the timing.
+    """
+
+    def __init__(self, config, kill_at: int):
+        super().__init__(config)
+        self.kill_at = kill_at
+
+    def train_batches(self, start_step, process_index, process_count):
+        for step, batch in enumerate(
+                super().train_batches(start_step, process_index, process_count), start_step):
+            if step == self.kill_at:
+                print(f'SIGKILL at batch {step}', flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield batch
+
+
+def _synchronous_checkpoints() -> None:
+    """Makes tracking.checkpoint.make_manager return managers whose save() waits until written."""
+    from tracking import checkpoint
+    make_manager = checkpoint.make_manager
+
+    def make_waiting_manager(*args, **kwargs):
+        manager = make_manager(*args, **kwargs)
+        save = manager.save
+
+        def save_and_wait(*save_args, **save_kwargs):
+            started = save(*save_args, **save_kwargs)
+            manager.wait()
+            return started
+
+        manager.save = save_and_wait
+        return manager
+
+    checkpoint.make_manager = make_waiting_manager
+
+
+def _main(config_json: str, workdir: str, device_count: str, kill_at_batch: str = '') -> None:
     assert jax.device_count() == int(device_count), jax.devices()
     from tracking.train.loop import train
     config = ml_collections.ConfigDict(json.loads(config_json))
-    train(config, workdir, ToyTask(config))
+    if kill_at_batch:
+        _synchronous_checkpoints()
+        task = _KillAtBatch(config, int(kill_at_batch))
+    else:
+        task = ToyTask(config)
+    train(config, workdir, task)
     print(f'devices={jax.device_count()}', flush=True)
 
 
 if __name__ == '__main__':
-    _main(*sys.argv[1:4])
+    _main(*sys.argv[1:5])
