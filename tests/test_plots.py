@@ -61,3 +61,39 @@ def test_write_metrics_json_is_strict(tmp_path):
     assert data['summaries']['good']['auc'] == pytest.approx(20 / 21)
     assert len(data['per_sequence']['good']['s']['success_curve']) == 21
     assert data['per_sequence']['got']['s']['ao'] is None
+
+
+def _png_title(path):
+    from PIL import Image
+    with Image.open(path) as image:
+        return image.info.get('Title')
+
+
+def test_plot_titles_name_the_scored_sequence_count(tmp_path):
+    _, summaries = _ope_summaries()
+    for summary in summaries.values():
+        assert summary['num_sequences'] == 1
+        summary['num_sequences'] = 98  # e.g. OTB100 with two sequences missing
+    paths = plots.plot_success_precision(summaries, tmp_path / 'otb', 'OTB100')
+    titles = [_png_title(p) for p in paths]
+    assert titles == ['Success plots on OTB100 (98 sequences)',
+                      'Precision plots on OTB100 (98 sequences)',
+                      'Normalised precision plots on OTB100 (98 sequences)']
+    summaries['bad']['num_sequences'] = 95
+    assert plots.plot_title('Success plots', 'LaSOT', summaries) == \
+        'Success plots on LaSOT (95-98 sequences)'
+    del summaries['bad']['num_sequences'], summaries['good']['num_sequences']
+    assert plots.plot_title('Success plots', 'LaSOT', summaries) == 'Success plots on LaSOT'
+
+
+def test_legend_lies_outside_the_axes():
+    _, summaries = _ope_summaries()
+    summaries = {f'tracker_{i}': summaries['good' if i % 2 else 'bad'] for i in range(12)}
+    fig = plots.curve_figure(summaries, 'success_curve', 'auc', 'x', 'y', 'title')
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    axes = ax.get_window_extent(renderer)
+    assert len(ax.get_legend().get_texts()) == 12
+    assert legend.x0 >= axes.x1  # entirely to the right: it cannot cover a curve

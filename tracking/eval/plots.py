@@ -33,8 +33,29 @@ def _score(summary: Mapping, key: str) -> float:
     return float(summary[key])
 
 
-def _plot_curves(summaries: Mapping[str, Mapping], curve_key: str, score_key: str,
-                 xlabel: str, ylabel: str, title: str, path: Path) -> Path | None:
+def sequence_count(summaries: Mapping[str, Mapping]) -> str:
+    """'98 sequences' from the summaries' num_sequences (the sequences actually scored);
+    '95-98 sequences' when trackers were scored on different numbers; '' when none says."""
+    counts = sorted({int(s['num_sequences']) for s in summaries.values()
+                     if s.get('num_sequences') is not None})
+    if not counts:
+        return ''
+    span = str(counts[0]) if len(counts) == 1 else f'{counts[0]}-{counts[-1]}'
+    return f'{span} sequence' + ('' if counts == [1] else 's')
+
+
+def plot_title(kind: str, title: str, summaries: Mapping[str, Mapping]) -> str:
+    """'<kind> on <title> (<n> sequences)', e.g. 'Success plots on OTB100 (98 sequences)'."""
+    text = f'{kind} on {title}' if title else kind
+    count = sequence_count(summaries)
+    return f'{text} ({count})' if count else text
+
+
+def curve_figure(summaries: Mapping[str, Mapping], curve_key: str, score_key: str,
+                 xlabel: str, ylabel: str, title: str) -> Figure | None:
+    """One figure of `curve_key` for every tracker that has it (None if none has), legend
+    "name [score]" sorted best first, placed outside the axes on the right so that it never
+    covers a curve. `title` is the full title (see `plot_title`)."""
     entries = [(name, s) for name, s in summaries.items() if s.get(curve_key) is not None]
     if not entries:
         return None
@@ -50,10 +71,20 @@ def _plot_curves(summaries: Mapping[str, Mapping], curve_key: str, score_key: st
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(0.0, 1.0),
            xlim=(float(x[0]), float(x[-1])))
     ax.grid(True, alpha=0.4)
-    ax.legend(loc='lower left' if curve_key == 'success_curve' else 'lower right',
+    # Outside the axes (right of them): savefig(bbox_inches='tight') widens the image to fit it.
+    ax.legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
               fontsize='small')
+    return fig
+
+
+def _plot_curves(summaries: Mapping[str, Mapping], curve_key: str, score_key: str,
+                 xlabel: str, ylabel: str, title: str, path: Path) -> Path | None:
+    fig = curve_figure(summaries, curve_key, score_key, xlabel, ylabel, title)
+    if fig is None:
+        return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches='tight')
+    # The title also goes into the PNG's metadata (a tEXt 'Title' chunk).
+    fig.savefig(path, dpi=100, bbox_inches='tight', metadata={'Title': title})
     return path
 
 
@@ -61,6 +92,10 @@ def plot_success_precision(summaries: Mapping[str, Mapping], out_png_prefix,
                            title: str) -> list[Path]:
     """Writes `<prefix>_success.png`, `<prefix>_precision.png` and, when the summaries carry a
     normalised precision curve, `<prefix>_norm_precision.png`.
+
+    title: the benchmark as it should read, e.g. 'OTB100'; the plots are titled
+      'Success plots on OTB100 (98 sequences)' with the number of sequences actually scored
+      (the summaries' num_sequences), not a nominal size.
 
     summaries: {tracker name: summary dict with 'success_curve' and 'auc' (or 'ao' for GOT-10k),
       optionally 'precision_curve'/'precision' and 'norm_precision_curve'/'norm_precision'}.
@@ -80,7 +115,7 @@ def plot_success_precision(summaries: Mapping[str, Mapping], out_png_prefix,
     written = []
     for curve_key, score_key, xlabel, ylabel, kind, suffix in plots:
         path = _plot_curves(summaries, curve_key, score_key, xlabel, ylabel,
-                            f'{kind} on {title}' if title else kind, Path(prefix + suffix))
+                            plot_title(kind, title, summaries), Path(prefix + suffix))
         if path is not None:
             written.append(path)
     return written
