@@ -127,6 +127,13 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key that orders the digit runs of `name` by value: 'img2.jpg' < 'img10.jpg'
+    (plain string order would put img10 first). Ties (e.g. '01' vs '1') fall back to the text."""
+    parts = re.split(r'(\d+)', name)
+    return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts), name
+
+
 def numbered_frames(folder: Path, first: int, last: int, digits: int,
                      suffix: str = '.jpg') -> list[str]:
     """Paths folder/<n zero-padded to `digits`><suffix> for n = first..last (not checked)."""
