@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-OPE_BENCHMARKS = ('otb', 'uav123', 'nfs', 'lasot', 'synthetic')
-_ALIASES = {'otb100': 'otb', 'otb2015': 'otb', 'uav': 'uav123', 'nfs30': 'nfs'}
+OPE_BENCHMARKS = ('otb', 'uav123', 'nfs', 'lasot', 'lasot_ext', 'tnl2k', 'synthetic')
+_ALIASES = {'otb100': 'otb', 'otb2015': 'otb', 'uav': 'uav123', 'nfs30': 'nfs',
+            'lasotext': 'lasot_ext', 'lasotextension': 'lasot_ext'}
 
 _BOX_FORMAT = {'ope': '%.4f', 'got10k': '%.3f', 'trackingnet': '%.2f'}
 _TIME_FORMAT = '%.8f'

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 RESULT_FOLDERS = {
     'otb': 'OTB100', 'lasot': 'LaSOT', 'got10k': 'GOT-10k', 'trackingnet': 'TrackingNet',
     'uav123': 'UAV123', 'nfs': 'NFS30', 'vot': 'VOT2018', 'synthetic': 'Synthetic',
+    # pytracking's dataset name for LaSOT_ext ('lasot_extension_subset', spelled like the LaSOT
+    # release's LaSOT_extension_subset folder); the TNL2K toolkit titles its plots 'TNL2K'.
+    'lasot_ext': 'LaSOT_extension_subset', 'tnl2k': 'TNL2K',
 }
 VOT_OPE = 'vot-ope'  # VOT sequences run and scored one-pass like OTB.
 

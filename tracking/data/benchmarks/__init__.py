@@ -1,7 +1,8 @@
 """Evaluation benchmarks on disk -> `list[Sequence]`.
 
 `load_benchmark(name, root, sequences=None, split=None)` dispatches to one reader module per
-benchmark (otb, lasot, got10k, trackingnet, uav123, nfs, vot in this package; synthetic from
+benchmark (otb, lasot, lasot_ext, got10k, trackingnet, uav123, nfs, tnl2k, vot in this package;
+synthetic from
 tracking.data.synthetic). Frames are kept as paths and read lazily by `Sequence.frame(i)` (tracking.images.load_image); nothing is copied or decoded here.
 
 Boxes are kept exactly as the annotation files write them: `boxes` [T, 4] float32 (x, y, w, h)
@@ -36,12 +37,15 @@ from tracking.data.benchmarks.got10k import (_got10k_entries, got10k_sequence_na
 from tracking.data.benchmarks.lasot import (LASOT_TEST_SEQUENCES, _lasot_entries,
                                             lasot_names_on_disk, lasot_sequence_dir,
                                             lasot_test_names, read_lasot_sequence)
+from tracking.data.benchmarks.lasot_ext import (LASOT_EXT_SEQUENCES, _lasot_ext_entries,
+                                                read_lasot_ext_sequence)
 from tracking.data.benchmarks.nfs import _nfs_entries, read_nfs_annotation, read_nfs_sequence
 from tracking.data.benchmarks.otb import OTB_FRAME_RANGES, _otb_entries, read_otb_sequence
 from tracking.data.benchmarks.trackingnet import (_trackingnet_entries, read_trackingnet_sequence,
                                                   trackingnet_names)
 from tracking.data.benchmarks.uav123 import (UAV123_SPLIT_RANGES, _uav123_entries,
                                              read_uav123_sequence)
+from tracking.data.benchmarks.tnl2k import _tnl2k_entries, read_tnl2k_sequence
 from tracking.data.benchmarks.vot import _vot_entries, read_vot_regions, read_vot_sequence
 from tracking.data.sequence import Sequence
 
@@ -83,6 +87,8 @@ _READERS = {
     'trackingnet': _trackingnet_entries,
     'uav123': _uav123_entries,
     'nfs': _nfs_entries,
+    'lasot_ext': _lasot_ext_entries,
+    'tnl2k': _tnl2k_entries,
     'vot': _vot_entries,
     'synthetic': _synthetic_entries,
 }
@@ -94,9 +100,9 @@ def load_benchmark(name: str, root: str | os.PathLike | None, sequences: Seq[str
     """Reads benchmark `name` from `root`.
 
     name: one of BENCHMARKS (case-insensitive; 'otb100', 'otb2015', 'got-10k', 'uav', 'nfs30',
-      'vot2016'/'vot2018' are accepted aliases).
+      'vot2016'/'vot2018', 'lasotext'/'lasot-ext' are accepted aliases).
     sequences: names to load, in that order (KeyError for unknown ones); None loads all.
-    split: lasot 'test' (default) or 'all'; got10k 'val' (default) or 'test'; trackingnet 'test'
+    split: lasot and lasot_ext 'test' (default) or 'all'; got10k 'val' (default) or 'test'; trackingnet 'test'
       (default) or a chunk name; synthetic the TFDS split (default 'test').
     Returns: list of Sequence with frames as paths (read lazily).
     Raises: ValueError listing the known names for an unknown benchmark; FileNotFoundError
@@ -108,7 +114,8 @@ def load_benchmark(name: str, root: str | os.PathLike | None, sequences: Seq[str
     return _pick(_READERS[key](root, split), sequences, key)
 
 
-_ALIASES = {'otb100': 'otb', 'otb2015': 'otb', 'uav': 'uav123', 'nfs30': 'nfs'}
+_ALIASES = {'otb100': 'otb', 'otb2015': 'otb', 'uav': 'uav123', 'nfs30': 'nfs',
+            'lasotext': 'lasot_ext', 'lasotextension': 'lasot_ext'}
 
 
 def canonical_benchmark(name: str) -> str:
@@ -126,8 +133,8 @@ __all__ = ['BENCHMARKS', 'LASOT_TEST_SEQUENCES', 'OTB_FRAME_RANGES', 'UAV123_SPL
            'load_benchmark', 'check_boxes', 'read_number_rows', 'read_flags',
            'read_otb_sequence', 'read_lasot_sequence', 'read_got10k_sequence',
            'read_trackingnet_sequence', 'read_uav123_sequence', 'read_nfs_sequence',
+           'read_lasot_ext_sequence', 'read_tnl2k_sequence', 'LASOT_EXT_SEQUENCES',
            'read_vot_sequence', 'read_vot_regions', 'read_meta_info', 'read_nfs_annotation',
            'require_dir', 'require_file', 'usable_boxes', 'IMAGE_SUFFIXES',
            'got10k_sequence_names', 'got10k_split_dir', 'lasot_names_on_disk', 'lasot_sequence_dir',
            'lasot_test_names', 'trackingnet_names']
-
