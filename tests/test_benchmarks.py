@@ -51,7 +51,7 @@ def test_otb_layout(tmp_path):
                      'Tab']
     by = {s.name: s for s in seqs}
     np.testing.assert_array_equal(by['Tab'].boxes, [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]])
-    assert by['Tab'].boxes.dtype == np.float32 and by['Tab'].visible is None
+    assert by['Tab'].boxes.dtype == np.float64 and by['Tab'].visible is None
     np.testing.assert_array_equal(by['Comma'].boxes[1], [2, 3, 4, 5])
     np.testing.assert_array_equal(by['Jogging-2'].boxes[0], [10, 10, 6, 6])
     np.testing.assert_array_equal(by['Human4-2'].boxes[1], [3, 4, 4, 4])

@@ -172,8 +172,10 @@ def test_trackingnet_summary_areas_of_mean_curves():
 # ---------------------------------------------------------------- dispatch
 
 def test_metrics_for_and_evaluate():
-    for name in ('otb', 'uav123', 'nfs', 'lasot', 'synthetic'):
+    for name in ('lasot', 'lasot_ext', 'tnl2k', 'synthetic'):
         assert metrics.METRICS_FOR[name] == (metrics.ope_sequence, metrics.ope_summary)
+    for name in ('otb', 'uav123', 'nfs'):   # no absent frames in PySOT's OTB/UAV/NFS videos
+        assert metrics.METRICS_FOR[name] == (metrics.ope_sequence_all_frames, metrics.ope_summary)
     assert metrics.metric_fns('GOT-10k')[0] is metrics.got10k_sequence
     with pytest.raises(KeyError, match='VOT'):
         metrics.metric_fns('vot2018')

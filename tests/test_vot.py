@@ -61,7 +61,10 @@ def test_no_overlap_is_zero_and_codes_are_nan(method):
     for code in (0, 1, 2, [2]):
         assert math.isnan(vot.region_overlap(code, [0, 0, 10, 10], (100, 100), method))
         assert math.isnan(vot.region_overlap([0, 0, 10, 10], code, (100, 100), method))
-    assert math.isnan(vot.region_overlap([np.nan, 0, 10, 10], [0, 0, 10, 10], None, method))
+    # PySOT's region library: a region with a NaN value covers no pixel -> 0 (NaN if both)
+    assert vot.region_overlap([np.nan, 0, 10, 10], [0, 0, 10, 10], None, method) == 0.0
+    assert vot.region_overlap([0, 0, 10, 10], [np.nan] * 4, (100, 100), method) == 0.0
+    assert math.isnan(vot.region_overlap([np.nan] * 4, [np.nan] * 4, (100, 100), method))
 
 
 def test_init_box_from_polygon():
@@ -201,6 +204,48 @@ def test_eao_fragments_pysot_quirks():
     assert math.isnan(vot.eao([1.0, 0.5], (100, 356)))
 
 
+def test_eao_of_hand_computed_overlaps():
+    """A/R/EAO of two 12-frame sequences whose overlaps are counted by hand (raster pixels).
+
+    GT is the rectangle (10, 10, 10, 10) in a 100 x 100 image: the region library fills pixels
+    x = 10..20, y = 10..20 (both ends included), 11 x 11 = 121. The same box gives overlap 1;
+    the box moved 5 px right (15..25) shares 6 x 11 = 66 pixels of a 176-pixel union: 0.375.
+    A NaN result line covers no pixel: overlap 0 (PySOT), not an unknown frame.
+    """
+    gt = [10.0, 10.0, 10.0, 10.0]
+    same, shifted = np.array(gt), np.array([15.0, 10.0, 10.0, 10.0])
+    nan_box = np.full(4, np.nan)
+    half = 66 / 176
+    # A: failure at 5, re-initialised at 10 (5 + 5); B: no failure, a NaN line at frame 6.
+    records_a = [1, same, same, same, shifted, 2, 0, 0, 0, 0, 1, same]
+    records_b = [1] + [shifted] * 5 + [nan_box] + [shifted] * 5
+    gt_regions = [gt] * 12
+    scores = {'a': vot.score_sequence(records_a, gt_regions, (100, 100)),
+              'b': vot.score_sequence(records_b, gt_regions, (100, 100))}
+    assert scores['a']['failures'] == [5] and scores['b']['failures'] == []
+
+    # Fragments by hand (position 0 = the init frame never counts):
+    #   A1 frames 0..10, ended in a failure -> zero-padded: 1, 1, 1, 0.375, then 0;
+    #   A2 frames 10..11, last segment -> NaN-padded: observed at length 1 only, value 1;
+    #   B  frames 0..11 (no failure): 0.375 x 5, 0 (the NaN line), 0.375 x 5.
+    a1 = [1.0, 1.0, 1.0, half] + [0.0] * 7
+    b = [half] * 5 + [0.0] + [half] * 5
+    curve = [1.0]
+    for length in range(1, 12):
+        means = [sum(a1[:length]) / length, sum(b[:length]) / length]
+        if length == 1:
+            means.append(1.0)
+        curve.append(sum(means) / len(means))
+    summary = vot.vot_summary(scores, (2, 12))     # pysot: curve[1 .. 11]
+    np.testing.assert_allclose(summary['eao_curve'], curve, rtol=1e-6)
+    assert summary['eao'] == pytest.approx(np.mean(curve[1:12]), rel=1e-6)
+    assert not math.isnan(summary['eao'])
+    # A: burn-in 10 after each init leaves only frames 10, 11 of B... minus frame 10's burn-in
+    # of A; B's frames 10 and 11 (0.375 each) remain. R = 100 * 1 failure / 24 frames.
+    assert summary['accuracy'] == pytest.approx(half)
+    assert summary['robustness'] == pytest.approx(100 / 24) and summary['lost_number'] == 1
+
+
 # --- the real bag sequence ----------------------------------------------------------------------
 
 def _supersampled_iou(box, polygon, step=0.25):
@@ -248,8 +293,9 @@ def test_real_bag_scripted_tracker():
     assert codes == {0: 1, 50: 2, 51: 0, 52: 0, 53: 0, 54: 0, 55: 1,
                      120: 2, 121: 0, 122: 0, 123: 0, 124: 0, 125: 1}
 
-    # Independent computation: per-frame overlaps (checked against a supersampled IoU), then
-    # burn-in, pooled mean, and the EAO segments written out as plain loops.
+    # Burn-in, pooled mean and the EAO segments written out as plain loops; the per-frame
+    # overlaps come from region_overlap (checked against a supersampled IoU). The EAO check
+    # with hand-computed overlaps is test_eao_of_hand_computed_overlaps.
     raster = {i: vot.region_overlap(boxes[i], polygons[i], (480, 360))
               for i in range(196) if i not in codes}
     for i in (1, 30, 100, 195):
@@ -295,8 +341,9 @@ def test_result_file_round_trip(tmp_path):
     np.testing.assert_allclose(back[1], [312.6421, 146.8878, 106.13, 96.4])
     assert vot.find_result_file(tmp_path / 'trk', 'bag') == path
     assert vot.is_done(tmp_path, 'trk', 'bag', 6) and not vot.is_done(tmp_path, 'trk', 'bag', 7)
-    # other trackers' raw files: tabs/spaces, NaN lines (-> 0)
-    assert _codes(vot.parse_records('1\n1\t2\t3\t4\nnan,nan,nan,nan\n\n')) == [1, 'box', 0]
+    # other trackers' raw files: tabs/spaces; NaN lines stay numbers, as PySOT reads them
+    parsed = vot.parse_records('1\n1\t2\t3\t4\nnan,nan,nan,nan\n\n')
+    assert _codes(parsed) == [1, 'box', 'box'] and np.isnan(parsed[2]).all()
     with pytest.raises(ValueError, match='x.txt, line 2'):
         vot.parse_records('1\n1,2,3\n', 'x.txt')
 

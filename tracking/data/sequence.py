@@ -15,8 +15,10 @@ class Sequence:
 
     name: sequence name as the benchmark spells it.
     frames: list of T image paths, or a [T, H, W, 3] uint8 RGB array held in memory.
-    boxes: [T, 4] float32, (x, y, w, h) as the annotation file writes them; NaN rows where a frame
-      has no annotation (e.g. withheld test ground truth after frame 0).
+    boxes: [T, 4] float64, (x, y, w, h) as the annotation file writes them; NaN rows where a frame
+      has no annotation (e.g. withheld test ground truth after frame 0). float64 because the
+      official toolkits score in float64: a float32 cast moves a non-integer annotation and flips
+      frames that sit exactly on a threshold (IoU 0.5, centre error 20 px).
     visible: [T] bool, False where the target is absent/fully occluded; None if unknown.
     extra: benchmark-specific annotations, e.g. 'polygons' [T, 8] (VOT), 'cover' [T] int
       (GOT-10k), 'image_size' (W, H).
@@ -28,7 +30,7 @@ class Sequence:
     extra: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        self.boxes = np.asarray(self.boxes, np.float32)
+        self.boxes = np.asarray(self.boxes, np.float64)
         if self.boxes.ndim != 2 or self.boxes.shape[1] != 4:
             raise ValueError(f'sequence {self.name}: boxes must be [T, 4], got {self.boxes.shape}')
         if len(self.frames) != len(self.boxes):
@@ -51,7 +53,7 @@ class Sequence:
 
     @property
     def init_box(self) -> np.ndarray:
-        """[4] float32 (x, y, w, h) of frame 0."""
+        """[4] float64 (x, y, w, h) of frame 0 (trackers convert at their boundary)."""
         return self.boxes[0]
 
 

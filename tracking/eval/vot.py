@@ -26,16 +26,20 @@ corners). Ground truth is kept as the benchmark reader stores it, [T, 8] polygon
   polygons to be convex; VOT annotations and boxes are). Differs from 'raster' by pixel
   discretisation (about 1e-2 on a 100 px box).
 
-Bounds: (W, H) is the image rectangle; None means unbounded. Special codes give NaN, and so does a
-region with a NaN value.
+Bounds: (W, H) is the image rectangle; None means unbounded. Special codes give NaN. A region
+holding a NaN value (e.g. a result line `nan,nan,nan,nan`) gives overlap 0 against a region
+without NaN, and NaN when both hold one: in the C library a NaN corner never crosses a scan line,
+so the region rasterises to no pixels (PySOT `vot_overlap`, checked with the compiled extension:
+0.0 for all-NaN and for one-NaN rectangles, with or without bounds; NaN for two NaN regions).
 
 The reset protocol (`run_supervised`)
 ------------------------------------
 Frame 0 and every re-initialisation frame are recorded as code 1; the tracker is initialised
 there on pysot's `get_axis_aligned_bbox` box of the ground-truth polygon (`init_box_from_region`).
 On any later frame the tracker's box is compared with the ground truth using the raster overlap
-with bounds (W, H) of that frame; overlap > 0 records the box, anything else (0, or NaN from a
-NaN box) records code 2 (failure) and the tracker is re-initialised `skip` = 5 frames later
+with bounds (W, H) of that frame; overlap > 0 records the box, anything else (0, also for a
+box with a NaN value) records code 2 (failure) and the tracker is re-initialised `skip` = 5 frames
+later
 (PySOT: `frame_counter = idx + 5`); the frames in between are code 0 and are not decoded.
 
 Metrics
@@ -292,10 +296,15 @@ def region_overlap(pred, gt, bounds=None, method: str = 'raster') -> float:
     pred, gt: an int code (-> NaN), [4] (x, y, w, h) or [2k] polygon corners.
     bounds: (W, H) of the image or None. method: 'raster' (the C region library PySOT uses,
       the default) or 'exact' (geometric areas). Returns a float in [0, 1] or NaN.
+    A region with a NaN value covers no pixel (PySOT's region library, see the module
+    docstring): 0.0 against a region without NaN, NaN when both hold a NaN.
     """
     if is_code(pred) or is_code(gt):
         return math.nan
     p1, p2 = to_polygon(pred), to_polygon(gt)
+    nan1, nan2 = bool(np.isnan(p1).any()), bool(np.isnan(p2).any())
+    if nan1 or nan2:
+        return math.nan if nan1 and nan2 else 0.0
     if not (np.all(np.isfinite(p1)) and np.all(np.isfinite(p2))):
         return math.nan
     if method == 'raster':
@@ -640,9 +649,10 @@ def write_records(out_dir, tracker_name: str, seq_name: str, records: Seq[Record
 
 def parse_records(text: str, source: str = '<string>') -> list:
     """Result lines -> records: an int code for a 1-value line, else a float64 array of 4 or an
-    even number >= 6 of values. A line with a NaN value is code 0 (the region library reads it
-    as the default special region). Blank trailing lines are ignored; anything else malformed is a
-    ValueError naming `source` and the 1-based line."""
+    even number >= 6 of values. A line with NaN values stays a region of numbers, as PySOT reads
+    it (`list(map(float, line.split(',')))`); its overlap is 0 (`region_overlap`), so it lowers
+    A and the EAO instead of being skipped, and it is not a failure. Blank trailing lines are
+    ignored; anything else malformed is a ValueError naming `source` and the 1-based line."""
     lines = text.lstrip('\ufeff').splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -656,8 +666,7 @@ def parse_records(text: str, source: str = '<string>') -> list:
                     raise ValueError
                 records.append(int(values[0]))
             elif len(values) == 4 or (len(values) >= 6 and len(values) % 2 == 0):
-                array = np.asarray(values, np.float64)
-                records.append(CODE_SKIP if np.isnan(array).any() else array)
+                records.append(np.asarray(values, np.float64))
             else:
                 raise ValueError
         except (ValueError, OverflowError):

@@ -5,7 +5,7 @@ benchmark (otb, lasot, lasot_ext, got10k, trackingnet, uav123, nfs, tnl2k, vot i
 synthetic from
 tracking.data.synthetic). Frames are kept as paths and read lazily by `Sequence.frame(i)` (tracking.images.load_image); nothing is copied or decoded here.
 
-Boxes are kept exactly as the annotation files write them: `boxes` [T, 4] float32 (x, y, w, h)
+Boxes are kept exactly as the annotation files write them: `boxes` [T, 4] float64 (x, y, w, h)
 in pixels (OTB/UAV/LaSOT 1-based pixels are not shifted). Rows without an annotation (withheld
 test ground truth) are NaN. `visible` [T] bool comes from the benchmark's absence labels; it is
 None where the benchmark has none (OTB, VOT, test splits).

@@ -52,7 +52,7 @@ def read_got10k_sequence(seq_dir: str | os.PathLike, labels: bool = True,
     """
     seq_dir = require_dir(seq_dir, 'GOT-10k sequence folder')
     gt_path = seq_dir / 'groundtruth.txt'
-    boxes = read_number_rows(gt_path, (4,)).astype(np.float32)
+    boxes = read_number_rows(gt_path, (4,))  # float64, as written (scoring needs it)
     extra = {}
     meta_path = seq_dir / 'meta_info.ini'
     if meta_path.is_file():
@@ -79,7 +79,7 @@ def read_got10k_sequence(seq_dir: str | os.PathLike, labels: bool = True,
         if count < len(boxes):
             raise ValueError(f'{gt_path}: {len(boxes)} ground-truth lines but only {count} '
                              f'frames in {seq_dir}')
-        full = np.full((count, 4), np.nan, np.float32)
+        full = np.full((count, 4), np.nan, np.float64)
         full[:len(boxes)] = boxes
         boxes, visible = full, None
         check_boxes(boxes, gt_path, annotated=np.arange(count) < 1)

@@ -56,7 +56,7 @@ def read_lasot_sequence(seq_dir: str | os.PathLike, strict: bool = True) -> Sequ
     """
     seq_dir = require_dir(seq_dir, 'LaSOT sequence folder')
     gt_path = seq_dir / 'groundtruth.txt'
-    boxes = read_number_rows(gt_path, (4,)).astype(np.float32)
+    boxes = read_number_rows(gt_path, (4,))  # float64, as written (scoring needs it)
     count = len(boxes)
     occluded = read_flags(seq_dir / 'full_occlusion.txt', count, 'LaSOT full_occlusion.txt')
     out_of_view = read_flags(seq_dir / 'out_of_view.txt', count, 'LaSOT out_of_view.txt')

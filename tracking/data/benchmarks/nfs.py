@@ -48,7 +48,8 @@ def read_nfs_sequence(seq_dir: str | os.PathLike, fps: int = 30) -> Sequence:
     F 30-fps frames, A == F is used as is; otherwise lines 1, 9, 17, ... (every 8th, the 30-fps
     frame k showing 240-fps frame 8k+1) are kept, and if they then differ from F by exactly one,
     both are cut to the shorter (the got10k toolkit's rule); any other mismatch is a ValueError.
-    visible = not lost; extra 'occluded' [T] bool.
+    visible = not lost (not used by scoring: PySOT / got10k score every NfS frame); extra
+    'occluded' [T] bool.
     """
     seq_dir = require_dir(seq_dir, 'NfS sequence folder')
     name = seq_dir.name
@@ -71,7 +72,7 @@ def read_nfs_sequence(seq_dir: str | os.PathLike, fps: int = 30) -> Sequence:
                                                lines[:count], files[:count])
     visible = ~lost
     check_boxes(boxes, anno_path, visible, line_numbers=lines)
-    return Sequence(name, files, boxes.astype(np.float32), visible, {'occluded': occluded})
+    return Sequence(name, files, boxes, visible, {'occluded': occluded})
 
 
 def _nfs_entries(root: Path, split: str | None) -> list[tuple[str, Loader]]:

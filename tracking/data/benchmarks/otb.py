@@ -59,7 +59,7 @@ def read_otb_sequence(seq_dir: str | os.PathLike, gt_path: str | os.PathLike | N
     img_dir = require_dir(seq_dir / 'img', 'OTB image folder')
     gt_path = Path(gt_path) if gt_path is not None else seq_dir / 'groundtruth_rect.txt'
     name = name or seq_dir.name
-    boxes = read_number_rows(gt_path, (4,)).astype(np.float32)
+    boxes = read_number_rows(gt_path, (4,))  # float64, as written (scoring needs it)
     files = image_files(img_dir)
     if seq_dir.name in OTB_FRAME_RANGES:
         first, last = OTB_FRAME_RANGES[seq_dir.name]

@@ -27,14 +27,14 @@ def read_trackingnet_sequence(chunk_dir: str | os.PathLike, name: str,
     chunk_dir = Path(chunk_dir)
     frame_dir = chunk_dir / 'frames' / name
     anno_path = chunk_dir / 'anno' / f'{name}.txt'
-    boxes = read_number_rows(anno_path, (4,), 'TrackingNet annotation file').astype(np.float32)
+    boxes = read_number_rows(anno_path, (4,), 'TrackingNet annotation file')  # float64
     if first_box_only:
         require_dir(frame_dir, 'TrackingNet frame folder')
         count = len(image_files(frame_dir))
         if count < len(boxes):
             raise ValueError(f'{anno_path}: {len(boxes)} lines but only {count} frames in '
                              f'{frame_dir}')
-        full = np.full((count, 4), np.nan, np.float32)
+        full = np.full((count, 4), np.nan, np.float64)
         full[:1] = boxes[:1]
         boxes, visible = full, None
         check_boxes(boxes, anno_path, annotated=np.arange(count) < 1)

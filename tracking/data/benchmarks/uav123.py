@@ -53,11 +53,13 @@ def read_uav123_sequence(root: str | os.PathLike, name: str) -> Sequence:
     Layout: <root>/anno/UAV123/<name>.txt (x,y,w,h comma; 'NaN,NaN,NaN,NaN' where the target is
     out of view) and <root>/data_seq/UAV123/<folder>/%06d.jpg. Parts listed in
     UAV123_SPLIT_RANGES (bird1_1, car1_2, ...) read frames first..last of their folder; other
-    sequences read frames 1..T of the folder of the same name. visible = no NaN in the row.
+    sequences read frames 1..T of the folder of the same name. visible = no NaN in the row
+    (it lets check_boxes accept the NaN rows; scoring does not use it: PySOT has no absent
+    frames for UAV123, see tracking.eval.metrics.ope_sequence_all_frames).
     """
     root = Path(root)
     anno_path = root / 'anno' / 'UAV123' / f'{name}.txt'
-    boxes = read_number_rows(anno_path, (4,), 'UAV123 annotation file').astype(np.float32)
+    boxes = read_number_rows(anno_path, (4,), 'UAV123 annotation file')  # float64
     folder, first = name, 1
     if name in UAV123_SPLIT_RANGES:
         folder, first, last = UAV123_SPLIT_RANGES[name]

@@ -52,12 +52,12 @@ def read_vot_sequence(seq_dir: str | os.PathLike) -> Sequence:
     x,y,w,h rectangle, see read_vot_regions) and frames <seq_dir>/color/00000001.jpg... or
     <seq_dir>/00000001.jpg...
     The image count must equal the GT line count. boxes = axis-aligned min/max box of the
-    corners; extra 'polygons' [T, 8] float32 (rectangles are turned into their 4 corners).
+    corners; extra 'polygons' [T, 8] float64 (rectangles are turned into their 4 corners).
     """
     seq_dir = require_dir(seq_dir, 'VOT sequence folder')
     gt_path = seq_dir / 'groundtruth.txt'
     polygons = read_vot_regions(gt_path)
-    boxes = polygon_to_xywh(polygons).astype(np.float32)
+    boxes = polygon_to_xywh(polygons).astype(np.float64)
     frame_dir = seq_dir / 'color' if (seq_dir / 'color').is_dir() else seq_dir
     files = [str(p) for p in image_files(frame_dir)]
     if len(files) != len(boxes):
@@ -65,7 +65,7 @@ def read_vot_sequence(seq_dir: str | os.PathLike) -> Sequence:
         raise ValueError(f'{gt_path}: {len(boxes)} ground-truth lines but {len(files)} frames in '
                          f'{frame_dir} ({relation} lines than frames)')
     check_boxes(boxes, gt_path)
-    return Sequence(seq_dir.name, files, boxes, None, {'polygons': polygons.astype(np.float32)})
+    return Sequence(seq_dir.name, files, boxes, None, {'polygons': polygons})
 
 
 def _vot_entries(root: Path, split: str | None) -> list[tuple[str, Loader]]:
