@@ -18,6 +18,9 @@ one-pass like OTB instead (results under results/VOT-OPE/).
 
 Outputs: <out>/metrics.json, a printed table, <out>/<benchmark>_success.png and
 _precision.png (not for the VOT reset protocol). Finished sequences are skipped on a restart.
+A sequence that cannot be loaded (bad ground truth), run or scored is listed at the end with its
+reason and the others are scored; the exit status is then 1. A command-line, config, root or
+checkpoint problem is one `eval.py: error: ...` line, exit status 2.
 """
 from __future__ import annotations
 
@@ -66,7 +69,16 @@ _EAO_CONVENTION = flags.DEFINE_enum(
 
 
 def _fail(message: str):
-    sys.exit(f'eval.py: error: {message}')
+    """A command-line, config, data-root or checkpoint problem: one `eval.py: error: ...` line
+    on stderr, exit status 2."""
+    from tracking.config import usage_error
+    usage_error('eval.py', message)
+
+
+def _fail_sequences(failures) -> None:
+    """Sequences that could not be loaded, run or scored: one line each, exit status 1."""
+    lines = '\n  '.join(str(f) for f in failures)
+    sys.exit(f'eval.py: {len(failures)} sequence(s) failed (the others were scored):\n  {lines}')
 
 
 def _check_mode() -> str:
@@ -89,15 +101,20 @@ def _check_mode() -> str:
         _fail('--config needs --checkpoint DIR (a converted model or a training workdir)')
     if not _OUT.value:
         _fail('--out DIR is required')
+    for folder in _RESULTS.value or ():
+        if not os.path.isdir(folder):
+            _fail(f'--results folder not found: {folder}')
     return modes[0]
 
 
 def _load_sequences(benchmark: str):
-    from tracking.data.benchmarks import load_benchmark
+    """[(name, loader)]: each sequence is loaded later, inside the runner's per-sequence failure
+    handling (one bad annotation file fails only its sequence)."""
+    from tracking.data.benchmarks import benchmark_entries
     root = _ROOT.value or None
     if root is None and benchmark != 'synthetic':
         _fail(f'--root is required for benchmark {benchmark}')
-    return load_benchmark(benchmark, root, _SEQUENCES.value or None, _SPLIT.value)
+    return benchmark_entries(benchmark, root, _SEQUENCES.value or None, _SPLIT.value)
 
 
 def _tracker_factory(mode: str, benchmark: str):
@@ -114,12 +131,25 @@ def _tracker_factory(mode: str, benchmark: str):
         name = _TRACKER_NAME.value or f'{name}_untrained'
         return name, lambda: tracker_lib.make_tracker(config, variables, benchmark)
 
-    from tracking.checkpoint import restore_variables
+    from tracking.checkpoint import check_variables_match, restore_variables
     try:
         variables = restore_variables(_CHECKPOINT.value)
-    except FileNotFoundError as e:
+        expected = tracker_lib.expected_variables(config)
+        if expected is not None:  # Once, before any sequence runs.
+            check_variables_match(variables, expected, _CHECKPOINT.value, _config_name(config))
+    except (FileNotFoundError, ValueError) as e:
         _fail(f'cannot load --checkpoint: {e}')
     return name, lambda: tracker_lib.make_tracker(config, variables, benchmark)
+
+
+def _config_name(config) -> str:
+    """The --config argument as given (file[:variant]), else '<tracker>:<variant>'."""
+    for arg in sys.argv[1:]:
+        if arg.startswith('--config='):
+            return arg.split('=', 1)[1]
+    if '--config' in sys.argv[:-1]:
+        return sys.argv[sys.argv.index('--config') + 1]
+    return f'{config.tracker}:{config.get("variant", "")}'
 
 
 def _protocol(benchmark: str) -> str:
@@ -172,6 +202,7 @@ def main(argv):
         _fail(f'no sequences found for {benchmark} under {_ROOT.value!r}')
 
     if mode == 'score':
+        sequences, load_failures = runner.load_sequences(sequences)
         scored = runner.score_results(_RESULTS.value, sequences, protocol,
                                       eao_convention=_EAO_CONVENTION.value)
         if not scored:
@@ -179,6 +210,8 @@ def main(argv):
         per_sequence = {name: p for name, (p, _) in scored.items()}
         summaries = {name: s for name, (_, s) in scored.items()}
         _report(protocol, per_sequence, summaries)
+        if load_failures:
+            _fail_sequences(load_failures)
         return
 
     tracker_name, factory = _tracker_factory(mode, benchmark)
@@ -193,11 +226,11 @@ def main(argv):
         print(f'{benchmark}: no public ground truth; submit the results in {results_dir} to '
               f'{runner.SUBMISSION_SERVERS[benchmark]}')
     if failures:
-        lines = '\n  '.join(str(f) for f in failures)
-        _fail(f'{len(failures)} sequence(s) failed:\n  {lines}')
+        _fail_sequences(failures)
 
 
 if __name__ == '__main__':
     from tracking.logs import quiet
     quiet()
-    app.run(main)
+    from tracking.config import parse_flags_or_exit
+    app.run(main, flags_parser=parse_flags_or_exit)

@@ -1,12 +1,17 @@
 """Trains a tracker: `python train.py --config configs/grm.py:tiny --workdir DIR [--config.a.b=v]`.
 
 The task comes from config.tracker (tracking/train/tasks.py). Re-running with the same workdir
-resumes from its newest checkpoint. On a multi-process job (JAX_COORDINATOR_ADDRESS /
+resumes from its newest checkpoint. SIGTERM or SIGINT (preemption, Ctrl-C) saves a checkpoint at
+the next step boundary and exits with status 128 + signal (143 SIGTERM, 130 SIGINT), saying so on
+stderr. A command-line or config error is one `train.py: error: ...` line, exit status 2. On a
+multi-process job (JAX_COORDINATOR_ADDRESS /
 JAX_NUM_PROCESSES / JAX_PROCESS_ID, or JAX_DISTRIBUTED_AUTO=1) every process runs this same command.
 """
 from __future__ import annotations
 
 import logging as std_logging
+import os
+import signal
 import sys
 
 from absl import app, flags, logging
@@ -27,7 +32,8 @@ class _QuietOrbax:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+        from tracking.config import usage_error
+        usage_error(argv[0], f'unexpected arguments: {argv[1:]}')
     logging.get_absl_handler().addFilter(_QuietOrbax())
     from tracking.train.sharding import maybe_initialize_distributed
     maybe_initialize_distributed()
@@ -35,44 +41,23 @@ def main(argv):
     from tracking.train.tasks import make_task
     config = _CONFIG.value
     logging.info('config:\n%s', config)
-    state = train(config, _WORKDIR.value, make_task(config))
+    stopped = []
+    state = train(config, _WORKDIR.value, make_task(config),
+                  on_stop=lambda signum, step: stopped.append((signum, step)))
+    if stopped:
+        signum, step = stopped[0]
+        print(f'{sys.argv[0]}: stopped by {signal.Signals(signum).name} after saving step {step} '
+              f'in {os.path.join(_WORKDIR.value, "checkpoints")}; run the same command to '
+              f'resume (exit status {128 + signum})', file=sys.stderr, flush=True)
+        sys.exit(128 + signum)
     logging.info('finished at step %d; workdir %s', int(state.step), _WORKDIR.value)
 
 
 def parse_flags(argv):
-    """absl flag parsing that turns an unknown --config.<key> into a one-line error naming it."""
-    try:
-        return flags.FLAGS(argv)
-    except (KeyError, AttributeError) as error:
-        unknown = _unknown_config_override(argv)
-        if unknown is None:
-            raise
-        key, arg = unknown
-        sys.exit(f'{argv[0]}: unknown config key {key!r} (from {arg}); '
-                 f'no such field in the config file ({error})')
-
-
-def _unknown_config_override(argv):
-    """(dotted key, argument) of the first --config.<key> override the config lacks, or None."""
-    from tracking.config import load_config
-    spec, overrides = None, []
-    for i, arg in enumerate(argv[1:], start=1):
-        if arg == '--config' and i + 1 < len(argv):
-            spec = argv[i + 1]
-        elif arg.startswith('--config='):
-            spec = arg.split('=', 1)[1]
-        elif arg.startswith('--config.'):
-            overrides.append((arg[len('--config.'):].split('=', 1)[0], arg))
-    if spec is None:
-        return None
-    config = load_config(spec)
-    for key, arg in overrides:
-        node = config
-        for part in key.split('.'):
-            if not hasattr(node, 'keys') or part not in node:
-                return key, arg
-            node = node[part]
-    return None
+    """absl flag parsing: any command-line or config error is one `train.py: error: ...` line
+    on stderr and exit status 2 (tracking.config.parse_flags_or_exit)."""
+    from tracking.config import parse_flags_or_exit
+    return parse_flags_or_exit(argv)
 
 
 if __name__ == '__main__':

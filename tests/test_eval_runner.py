@@ -26,7 +26,7 @@ def _make_sequence(seq_id: int, name: str, num_frames: int = NUM_FRAMES) -> Sequ
 
     GT: a 20x20 box moving 3 px right per frame, starting at (10 + 10 * seq_id, 12).
     """
-    frames = np.zeros((num_frames, 8, 8, 3), np.uint8)
+    frames = np.zeros((num_frames, 64, 64, 3), np.uint8)  # boxes lie inside
     frames[:, 0, 0, 0] = np.arange(num_frames)
     frames[:, 0, 0, 1] = seq_id
     boxes = np.stack([[10.0 + 10 * seq_id + 3 * t, 12.0, 20.0, 20.0]

@@ -48,12 +48,18 @@ def restore_variables(directory: str) -> dict[str, Any]:
 
     Arrays come back as numpy arrays (host memory). A training workdir gives the latest step.
     'batch_stats' is always present ({} for a model without BatchNorm).
+    Raises FileNotFoundError (one line naming the folder and what is wrong) for a missing or
+    empty folder, a workdir / `checkpoints` folder without a finished step (only orbax's
+    half-written `*.orbax-checkpoint-tmp-*` folders, say), and ValueError for a folder that
+    orbax cannot read.
     """
     directory = os.path.abspath(directory)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f'no checkpoint directory at {directory}')
     manager_dir = _find_manager_dir(directory)
-    if manager_dir is not None:
+    if manager_dir is None:
+        _require_variables_checkpoint(directory)
+    else:
         with ocp.CheckpointManager(manager_dir, item_names=_ITEM_NAMES,
                                    options=ocp.CheckpointManagerOptions(read_only=True)) as manager:
             step = manager.latest_step()
@@ -66,9 +72,81 @@ def restore_variables(directory: str) -> dict[str, Any]:
         logging.info('restoring variables of step %d from %s', step, manager_dir)
     with ocp.PyTreeCheckpointer() as checkpointer:
         metadata = checkpointer.metadata(directory)
-        restored = checkpointer.restore(directory,
-                                        args=_numpy_restore_args(metadata.item_metadata.tree))
+        tree = getattr(getattr(metadata, 'item_metadata', None), 'tree', None)
+        if tree is None:
+            raise ValueError(f'{directory}: not a readable orbax checkpoint (no tree metadata)')
+        restored = checkpointer.restore(directory, args=_numpy_restore_args(tree))
     return _with_batch_stats(_to_numpy(restored))
+
+
+_TMP_MARK = '.orbax-checkpoint-tmp'
+
+
+def _require_variables_checkpoint(directory: str) -> None:
+    """FileNotFoundError naming `directory` unless it looks like a finished orbax checkpoint
+    (a `_METADATA` or `_CHECKPOINT_METADATA` file); says whether it is empty, holds only
+    half-written steps, or is an empty `checkpoints/` workdir."""
+    if any(os.path.isfile(os.path.join(directory, name))
+           for name in ('_METADATA', '_CHECKPOINT_METADATA')):
+        return
+    if _TMP_MARK in os.path.basename(directory):
+        raise FileNotFoundError(f'{directory} is a half-written orbax checkpoint (interrupted '
+                                'save); use a finished one')
+    for folder in (os.path.join(directory, CHECKPOINT_SUBDIR), directory):
+        if not os.path.isdir(folder):
+            continue
+        names = sorted(os.listdir(folder))
+        partial = [n for n in names if _TMP_MARK in n]
+        if partial:
+            raise FileNotFoundError(f'no finished checkpoint step in {folder}: only half-written '
+                                    f'{", ".join(partial[:3])} (a save was interrupted)')
+        if folder != directory and not names:
+            raise FileNotFoundError(f'no checkpoint step in {folder} (empty)')
+    if not os.listdir(directory):
+        raise FileNotFoundError(f'no checkpoint in {directory} (empty folder)')
+    raise FileNotFoundError(f'no checkpoint in {directory}: neither a variables checkpoint '
+                            f'(_METADATA) nor a training workdir ({CHECKPOINT_SUBDIR}/<step>/)')
+
+
+def check_variables_match(variables: dict, expected: dict, checkpoint: str, config_name: str,
+                          shown: int = 5) -> None:
+    """Raises ValueError when `variables` does not have the structure of `expected`.
+
+    variables: a restored tree ({'params': ..., 'batch_stats': ...}, leaves with .shape);
+    expected: the model's abstract tree (e.g. jax.eval_shape of its init; ShapeDtypeStruct
+      leaves). Empty collections are ignored on both sides.
+    The one-line message names the checkpoint and the config and lists up to `shown` keys
+    missing from the checkpoint, unexpected in it, and with another shape.
+    """
+    got, want = _flat_shapes(variables), _flat_shapes(expected)
+    order = lambda k: (not k.startswith('params/'), k)  # noqa: E731; params listed first
+    missing = sorted((k for k in want if k not in got), key=order)
+    unexpected = sorted((k for k in got if k not in want), key=order)
+    reshaped = sorted((k for k in want if k in got and got[k] != want[k]), key=order)
+    if not (missing or unexpected or reshaped):
+        return
+
+    def listing(keys, show=lambda k: k):
+        more = f' ... ({len(keys)} in all)' if len(keys) > shown else ''
+        return ', '.join(show(k) for k in keys[:shown]) + more
+
+    parts = []
+    if missing:
+        parts.append(f'missing {listing(missing)}')
+    if unexpected:
+        parts.append(f'unexpected {listing(unexpected)}')
+    if reshaped:
+        parts.append('other shape ' + listing(
+            reshaped, lambda k: f'{k} {list(got[k])} (model {list(want[k])})'))
+    raise ValueError(f'checkpoint {checkpoint} does not fit config {config_name} (another '
+                     f'tracker or variant?): {"; ".join(parts)}')
+
+
+def _flat_shapes(tree) -> dict[str, tuple[int, ...]]:
+    """{'params/a/kernel': shape} of every leaf (paths joined with '/')."""
+    from tracking.trees import path_names
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {'/'.join(path_names(path)): tuple(np.shape(leaf)) for path, leaf in flat}
 
 
 class CheckpointManager:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
-from typing import Iterable
+import sys
+from typing import Iterable, NoReturn, Sequence
 
 import ml_collections
 
@@ -53,6 +54,87 @@ def set_field(config: ml_collections.ConfigDict, dotted_key: str, value, where: 
     elif isinstance(current, float) and isinstance(value, int):
         value = float(value)
     node[leaf] = value
+
+
+USAGE_ERROR_STATUS = 2  # Exit status of a command-line / config error (as argparse uses).
+
+
+def usage_error(program: str, message: str) -> NoReturn:
+    """Prints `<program>: error: <message>` as ONE line on stderr and exits with status 2."""
+    one_line = ' '.join(str(message).split())
+    print(f'{os.path.basename(program)}: error: {one_line}', file=sys.stderr, flush=True)
+    sys.exit(USAGE_ERROR_STATUS)
+
+
+def parse_flags_or_exit(argv: Sequence[str]) -> list[str]:
+    """absl flag parsing for train.py / eval.py (`app.run(main, flags_parser=...)`).
+
+    Every problem with the command line becomes a one-line `usage_error` (status 2, no
+    traceback): a misspelt or unknown flag, a missing required flag, a flag value of the wrong
+    type (`--config.train.num_steps=abc`), an override of a config key that does not exist
+    (named, with the argument), and a config file that is missing or raises while building the
+    config (an unknown variant, say). Returns the remaining arguments.
+    """
+    from absl import flags
+    program = argv[0] if argv else 'main'
+    try:
+        remaining = flags.FLAGS(list(argv))
+    except flags.Error as error:
+        usage_error(program, f'{_last_line_of_traceback(str(error))} (see --helpfull)')
+    except (KeyError, AttributeError) as error:
+        unknown = None
+        try:
+            unknown = unknown_config_override(argv)
+        except Exception:  # pylint: disable=broad-except; the original error is reported.
+            pass
+        if unknown is not None:
+            key, arg = unknown
+            usage_error(program, f'unknown config key {key!r} (from {arg}); no such field in '
+                                 'the config file')
+        usage_error(program, f'bad config: {type(error).__name__}: {error}')
+    except (OSError, ValueError, TypeError, SyntaxError, ImportError) as error:
+        usage_error(program, f'cannot build the config: {type(error).__name__}: {error}')
+    for name in list(flags.FLAGS):
+        value = flags.FLAGS[name].value
+        if type(value).__name__ == '_ErrorConfig':  # config_flags defers a failed file load.
+            try:
+                getattr(value, 'tracker')
+            except Exception as error:  # pylint: disable=broad-except; reported in one line.
+                usage_error(program, f'--{name}: cannot load the config file: '
+                                     f'{_last_line_of_traceback(str(error))}')
+    return remaining
+
+
+def _last_line_of_traceback(text: str) -> str:
+    """`text` itself, or, when it embeds a traceback, its prefix before it and its last line."""
+    if 'Traceback' not in text and '\n' not in text:
+        return text
+    head = text.split('Traceback')[0].strip()
+    last = [line.strip() for line in text.splitlines() if line.strip()][-1]
+    return f'{head} {last}' if head and last not in head else (head or last)
+
+
+def unknown_config_override(argv: Sequence[str]) -> tuple[str, str] | None:
+    """(dotted key, argument) of the first --config.<key> override the config (built from the
+    --config file in argv) lacks, or None."""
+    spec, overrides = None, []
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg == '--config' and i + 1 < len(argv):
+            spec = argv[i + 1]
+        elif arg.startswith('--config='):
+            spec = arg.split('=', 1)[1]
+        elif arg.startswith('--config.'):
+            overrides.append((arg[len('--config.'):].split('=', 1)[0], arg))
+    if spec is None:
+        return None
+    config = load_config(spec)
+    for key, arg in overrides:
+        node = config
+        for part in key.split('.'):
+            if not hasattr(node, 'keys') or part not in node:
+                return key, arg
+            node = node[part]
+    return None
 
 
 def _parse_value(text: str):

@@ -6,6 +6,7 @@ boxes and the wall time spent per frame.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable, Protocol, runtime_checkable
 
@@ -15,6 +16,8 @@ from tracking.boxes import validate_box_xywh
 from tracking.data.sequence import Sequence
 from tracking.images import FrameError
 from tracking.logs import progress as progress_bar
+
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -64,6 +67,47 @@ def _read_frame(sequence: Sequence, index: int) -> np.ndarray:
         raise FrameError(f'{prefix}: {type(e).__name__}: {e}') from e
 
 
+def check_init_box_in_frame(sequence: Sequence, box_xywh, frame_hw: tuple[int, int]) -> None:
+    """Raises ValueError naming the sequence and the box if the (x, y, w, h) box does not
+    overlap the frame [0, W] x [0, H] at all (a box outside the image tracks nothing)."""
+    x, y, w, h = (float(v) for v in np.asarray(box_xywh, np.float64).reshape(4))
+    height, width = int(frame_hw[0]), int(frame_hw[1])
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise ValueError(f'sequence {sequence.name}: initial box (x, y, w, h) = '
+                         f'({x:g}, {y:g}, {w:g}, {h:g}) lies outside frame 0 '
+                         f'({width} x {height} pixels)')
+
+
+class FrameReader:
+    """`read_frame(sequence, i)` for runs over sequences: `_read_frame` (errors name the
+    sequence and frame), plus two checks on what is read.
+
+    * frame 0: the sequence's initial box must overlap it (`check_init_box_in_frame`);
+    * every frame: a size [H, W] different from frame 0's is logged as a warning, once per
+      sequence (naming the first such frame; boxes and overlaps would silently mix two
+      coordinate systems).
+    """
+
+    def __init__(self):
+        self._first_shape: dict[str, tuple[int, int]] = {}
+        self._warned: set[str] = set()
+
+    def __call__(self, sequence: Sequence, index: int) -> np.ndarray:
+        frame = _read_frame(sequence, index)
+        shape = tuple(np.shape(frame)[:2])
+        if index == 0:
+            self._first_shape[sequence.name] = shape
+            check_init_box_in_frame(sequence, sequence.init_box, shape)
+            return frame
+        first = self._first_shape.get(sequence.name)
+        if first is not None and shape != first and sequence.name not in self._warned:
+            self._warned.add(sequence.name)
+            logger.warning('sequence %s, frame %d: size %d x %d (W x H) differs from frame 0 '
+                           '(%d x %d); later frames of this sequence are not checked again',
+                           sequence.name, index, shape[1], shape[0], first[1], first[0])
+        return frame
+
+
 def _as_box(prediction: Any, sequence: Sequence, index: int) -> np.ndarray:
     box = np.asarray(prediction, np.float64).reshape(-1)
     if box.shape != (4,):
@@ -80,15 +124,17 @@ def run_sequence(tracker: Tracker, sequence: Sequence,
       boxes: [T, 4] float64 (x, y, w, h) in pixels; row 0 is the initial (ground-truth) box.
       times: [T] float64 seconds spent in `initialize` (row 0) / `track` (rows 1..T-1), frame
         decoding excluded.
-    Raises ValueError for a bad initial box and FrameError for unreadable frames, both naming the
-    sequence (and frame).
+    Raises ValueError for a bad initial box (not finite, non-positive size, or not overlapping
+    frame 0) and FrameError for unreadable frames, both naming the sequence (and frame). A frame
+    whose size differs from frame 0's is logged as a warning (once per sequence, FrameReader).
     """
     init_box = validate_init_box(sequence)
     num_frames = len(sequence)
     boxes = np.zeros((num_frames, 4), np.float64)
     times = np.zeros((num_frames,), np.float64)
 
-    frame = _read_frame(sequence, 0)
+    read_frame = FrameReader()
+    frame = read_frame(sequence, 0)
     start = time.perf_counter()
     tracker.initialize(frame, init_box.copy())
     times[0] = time.perf_counter() - start
@@ -98,7 +144,7 @@ def run_sequence(tracker: Tracker, sequence: Sequence,
     if progress:
         frames = progress_bar(frames, desc=sequence.name, unit='frame', leave=False)
     for i in frames:
-        frame = _read_frame(sequence, i)
+        frame = read_frame(sequence, i)
         start = time.perf_counter()
         prediction = tracker.track(frame)
         times[i] = time.perf_counter() - start
@@ -110,11 +156,26 @@ def run_sequence(tracker: Tracker, sequence: Sequence,
 
 TrackerBuilder = Callable[[Any, Any, str], Tracker]
 _BUILDERS: dict[str, TrackerBuilder] = {}
+_ABSTRACT_VARIABLES: dict[str, Callable[[Any], Any]] = {}
 
 
-def register_tracker(name: str, builder: TrackerBuilder) -> None:
-    """Makes `make_tracker` call `builder(config, variables, benchmark)` for config.tracker name."""
+def register_tracker(name: str, builder: TrackerBuilder,
+                     abstract_variables: Callable[[Any], Any] | None = None) -> None:
+    """Makes `make_tracker` call `builder(config, variables, benchmark)` for config.tracker name.
+
+    abstract_variables(config) -> the model's variables tree with jax.ShapeDtypeStruct leaves
+    (no weights computed), used by `expected_variables` to check a checkpoint before running.
+    """
     _BUILDERS[name] = builder
+    if abstract_variables is not None:
+        _ABSTRACT_VARIABLES[name] = abstract_variables
+
+
+def expected_variables(config):
+    """The abstract variables tree the tracker of `config` needs, or None when the tracker
+    registered none (e.g. 'static', which needs no weights)."""
+    fn = _ABSTRACT_VARIABLES.get(config.tracker)
+    return None if fn is None else fn(config)
 
 
 def known_trackers() -> list[str]:
@@ -134,6 +195,22 @@ def _build_grm(config, variables, benchmark: str) -> Tracker:
     return GRMTracker(config, variables, threshold=benchmark_threshold(config, benchmark))
 
 
+def _grm_abstract_variables(config):
+    import jax
+    import jax.numpy as jnp
+
+    from grm_jax.model import GRM, model_config_of
+    cfg = model_config_of(config)
+    template = jnp.zeros((1, cfg.template_size, cfg.template_size, 3), jnp.float32)
+    search = jnp.zeros((1, cfg.search_size, cfg.search_size, 3), jnp.float32)
+    return jax.eval_shape(lambda: GRM(cfg).init(jax.random.PRNGKey(0), template, search))
+
+
+def _siamrpn_abstract_variables(config):
+    from siam.model import variable_shapes
+    return variable_shapes(config.model)
+
+
 def _build_static(config, variables, benchmark: str) -> Tracker:
     del config, variables, benchmark
     return StaticTracker()
@@ -145,8 +222,8 @@ def _build_siamrpn(config, variables, benchmark: str) -> Tracker:
     return SiamRPNTracker(config, variables)
 
 
-register_tracker('grm', _build_grm)
-register_tracker('siamrpn', _build_siamrpn)
+register_tracker('grm', _build_grm, _grm_abstract_variables)
+register_tracker('siamrpn', _build_siamrpn, _siamrpn_abstract_variables)
 register_tracker('static', _build_static)
 
 

@@ -4,7 +4,9 @@
 every other one is written (atomically) as soon as it finishes, and a sequence that raises is
 reported without stopping the others. Scores are always computed from the files on disk, so a
 restarted run scores every finished sequence. `score_results` scores existing result folders
-(ours or other trackers' raw results) without running anything.
+(ours or other trackers' raw results) without running anything. Both take Sequences or lazy
+`(name, loader)` entries (tracking.data.benchmarks.benchmark_entries): an entry that cannot be
+loaded (bad ground truth, named with file and line) is one failure, the others run and are scored.
 
 VOT ('vot', 'vot2016', 'vot2017', 'vot2018', 'vot2019') runs the supervised reset protocol and
 scores A/R/EAO (tracking.eval.vot); the year picks the EAO interval (plain 'vot': VOT2018's).
@@ -25,7 +27,7 @@ from tracking.data.sequence import Sequence
 from tracking.eval import metrics as metrics_lib
 from tracking.eval import results as results_lib
 from tracking.eval import vot as vot_lib
-from tracking.tracker import Tracker, run_sequence
+from tracking.tracker import FrameReader, Tracker, run_sequence
 from tracking.logs import progress as progress_bar
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,49 @@ class SequenceFailure:
         return f'{self.name}: {self.error}'
 
 
+# A sequence, or its lazy form (name, loader) from tracking.data.benchmarks.benchmark_entries.
+SequenceOrEntry = Sequence | tuple[str, Callable[[], Sequence]]
+
+
+def load_sequences(items: Seq[SequenceOrEntry]) -> tuple[list[Sequence], list[SequenceFailure]]:
+    """Loads (name, loader) entries one at a time; Sequences pass through unchanged.
+
+    An entry whose loader raises (bad ground truth, missing files: the error names the file and
+    line) becomes a SequenceFailure '<name>: cannot load: <error>' and the others still load.
+    Each loaded sequence's ground truth is checked for silent problems (`warn_ground_truth`).
+    Returns (sequences in the given order, failures).
+    """
+    sequences, failures = [], []
+    for item in items:
+        if isinstance(item, Sequence):
+            sequence = item
+        else:
+            name, load = item
+            try:
+                sequence = load()
+            except Exception as e:  # pylint: disable=broad-except; reported, the others load.
+                failure = SequenceFailure(name, f'cannot load: {type(e).__name__}: {e}')
+                logger.error('sequence failed: %s', failure)
+                failures.append(failure)
+                continue
+        warn_ground_truth(sequence)
+        sequences.append(sequence)
+    return sequences, failures
+
+
+def warn_ground_truth(sequence: Sequence) -> None:
+    """Logs one warning for a sequence whose ground truth has boxes with negative width or height
+    (scored as they are; overlaps with them are 0), naming the first such frame."""
+    with np.errstate(invalid='ignore'):
+        negative = np.flatnonzero((sequence.boxes[:, 2] < 0) | (sequence.boxes[:, 3] < 0))
+    if negative.size:
+        first = int(negative[0])
+        logger.warning('sequence %s: %d ground-truth box(es) with negative width or height, '
+                       'first in frame %d (line %d of the annotation file): %s',
+                       sequence.name, negative.size, first, first + 1,
+                       sequence.boxes[first].tolist())
+
+
 def has_public_ground_truth(sequence: Sequence) -> bool:
     """False when only the frame-0 box is known (GOT-10k test, TrackingNet test)."""
     return len(sequence) < 2 or not np.all(np.isnan(sequence.boxes[1:]))
@@ -149,13 +194,15 @@ def _tracker_names(results_dirs: Seq[str]) -> list[str]:
             for p, n in zip(paths, names)]
 
 
-def score_results(results_dirs: Seq[str], sequences: Seq[Sequence], benchmark: str,
+def score_results(results_dirs: Seq[str], sequences: Seq[SequenceOrEntry], benchmark: str,
                   eao_convention: str = 'pysot') -> dict[str, tuple[dict, dict]]:
     """Scores existing result folders without running a tracker.
 
     results_dirs: tracker folders holding `<seq>.txt` (or GOT-10k `<seq>/<seq>_001.txt`; VOT:
       `baseline/<seq>/<seq>_001.txt` or `<seq>/<seq>_001.txt`); the tracker name is the folder's
       basename.
+    sequences: Sequences or (name, loader) entries (see `load_sequences`; one that cannot be
+      loaded is logged and left out).
     eao_convention: VOT only, 'pysot' or 'vot-toolkit' (see tracking.eval.vot.eao).
     Returns {tracker name: (per_sequence {seq: metrics}, summary)}. Sequences without a result
     file are logged and left out; a tracker with no scorable sequence is logged and left out.
@@ -164,6 +211,7 @@ def score_results(results_dirs: Seq[str], sequences: Seq[Sequence], benchmark: s
     for directory in results_dirs:
         if not os.path.isdir(directory):
             raise FileNotFoundError(f'results folder not found: {directory}')
+    sequences, _ = load_sequences(sequences)
     scored = {}
     for directory, name in zip(results_dirs, _tracker_names(results_dirs)):
         if is_vot_supervised(benchmark):
@@ -192,7 +240,7 @@ def score_results(results_dirs: Seq[str], sequences: Seq[Sequence], benchmark: s
     return scored
 
 
-def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence],
+def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[SequenceOrEntry],
                      benchmark: str, out_dir: str, tracker_name: str, progress: bool = True,
                      eao_convention: str = 'pysot'
                      ) -> tuple[dict, dict | None, list[SequenceFailure]]:
@@ -200,10 +248,14 @@ def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequ
 
     VOT names (not 'vot-ope') run the supervised protocol instead (`evaluate_vot`).
 
+    sequences: Sequences or lazy (name, loader) entries (tracking.data.benchmarks.
+      benchmark_entries): each entry is loaded inside the per-sequence failure handling, so an
+      entry that cannot be loaded (bad ground truth ...) is one failure and the rest still run.
     tracker_factory: () -> Tracker, called once, and only if some sequence still has to run;
       the tracker is re-initialised on every sequence. An error raised by the factory propagates.
     out_dir: the benchmark's results folder (e.g. `<out>/results/OTB100`).
-    Returns (per_sequence {seq: metrics}, summary or None, failures). The summary is None when
+    Returns (per_sequence {seq: metrics}, summary or None, failures: those that could not be
+    loaded, run or scored, in that order). The summary is None when
     nothing could be scored, e.g. for test splits without public ground truth (GOT-10k test,
     TrackingNet test): their results are written and zipped for the evaluation server instead.
     """
@@ -211,6 +263,7 @@ def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequ
         return evaluate_vot(tracker_factory, sequences, benchmark, out_dir, tracker_name,
                             progress, eao_convention)
     layout_benchmark = protocol_benchmark(benchmark)
+    sequences, load_failures = load_sequences(sequences)
 
     def is_done(sequence):
         return results_lib.is_done(out_dir, layout_benchmark, tracker_name, sequence.name,
@@ -240,7 +293,7 @@ def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequ
     _log_missing(tracker_name, [n for n in missing if n not in failed])
     for failure in score_failures:
         logger.error('%s', failure)
-    return per_sequence, summary, failures + score_failures
+    return per_sequence, summary, load_failures + failures + score_failures
 
 
 def _run_pending(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence],
@@ -310,19 +363,20 @@ def score_vot_sequences(read_records: Callable[[Sequence], list | None], sequenc
     return per_sequence, summary, failures, missing
 
 
-def evaluate_vot(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence],
+def evaluate_vot(tracker_factory: Callable[[], Tracker], sequences: Seq[SequenceOrEntry],
                  benchmark: str, out_dir: str, tracker_name: str, progress: bool = True,
                  eao_convention: str = 'pysot'
                  ) -> tuple[dict, dict | None, list[SequenceFailure]]:
     """`evaluate_tracker` for VOT: reset protocol, `<out_dir>/<tracker>/baseline/<seq>/
     <seq>_001.txt` files (restartable, atomic), A/R/EAO scored from the files on disk."""
     vot_lib.eao_interval(_normalise(benchmark))  # An unknown year fails before any run.
+    sequences, load_failures = load_sequences(sequences)
 
     def is_done(sequence):
         return vot_lib.is_done(out_dir, tracker_name, sequence.name, len(sequence))
 
     def run_one(tracker, sequence):
-        records, times = vot_lib.run_supervised(tracker, sequence)
+        records, times = vot_lib.run_supervised(tracker, sequence, read_frame=FrameReader())
         vot_lib.write_records(out_dir, tracker_name, sequence.name, records, times)
         logger.info('%s: %d frames, %d failure(s), %.1f fps', sequence.name, len(sequence),
                     len(vot_lib.failure_frames(records)), metrics_lib.mean_fps(times))
@@ -341,4 +395,4 @@ def evaluate_vot(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence
     _log_missing(tracker_name, [n for n in missing if n not in failed])
     for failure in score_failures:
         logger.error('%s', failure)
-    return per_sequence, summary, failures + score_failures
+    return per_sequence, summary, load_failures + failures + score_failures

@@ -131,12 +131,15 @@ def make_train_step(task, optimizer: optax.GradientTransformation, mesh,
                    donate_argnums=(0,))
 
 
-def train(config, workdir: str, task) -> TrainState:
+def train(config, workdir: str, task,
+          on_stop: Callable[[int, int], None] | None = None) -> TrainState:
     """Trains `task` for num_train_steps(config) steps in `workdir`; returns the final state.
 
     Resumes from the newest checkpoint in workdir/checkpoints. Saves every
     config.train.checkpoint_every_steps (keeping config.train.keep_checkpoints) and at the end.
-    On SIGTERM it saves at the next step boundary and returns early. Raises FloatingPointError
+    On SIGTERM or SIGINT (preemption, Ctrl-C) it saves at the next step boundary, calls
+    `on_stop(signal number, saved step)` if given, and returns early; a second SIGINT raises
+    KeyboardInterrupt at once (no save). Raises FloatingPointError
     naming the step and sample indices when the loss is not finite.
     """
     workdir = os.path.abspath(workdir)
@@ -174,7 +177,8 @@ def train(config, workdir: str, task) -> TrainState:
             train_steps[phase] = make_train_step(task, optimizer, mesh, phase)
         return train_steps[phase](state, batch)
 
-    stopper = _SigtermFlag()
+    stopper = _StopSignals()
+    stopped = None  # (signal number, saved step) when a signal stopped training
     writer = _SummaryWriter(os.path.join(workdir, 'tensorboard'),
                             enabled=is_chief and config.train.get('tensorboard', True))
     progress = _progress_bar(is_chief, start_step, num_steps)
@@ -223,8 +227,9 @@ def train(config, workdir: str, task) -> TrainState:
                     pending = None
                     manager.save(done, state, force=True)
                 if stop:
-                    logging.warning('SIGTERM: saved step %d in %s; stopping', done,
-                                    manager.directory)
+                    stopped = (stopper.signum or signal.SIGTERM, done)
+                    logging.warning('%s: saved step %d in %s; stopping',
+                                    signal.Signals(stopped[0]).name, done, manager.directory)
                     break
             if pending is not None:
                 finish_step(pending)
@@ -232,6 +237,8 @@ def train(config, workdir: str, task) -> TrainState:
         progress.close()
         writer.close()
         manager.close()
+    if stopped is not None and on_stop is not None:
+        on_stop(*stopped)  # After close(): the checkpoint is on disk.
     return state
 
 
@@ -241,7 +248,7 @@ def _abstract(state: TrainState) -> TrainState:
 
 
 def _stop_requested(stopper, done: int, log_every: int, process_count: int) -> bool:
-    """True when a SIGTERM was seen; all processes agree (they vote at log steps)."""
+    """True when a stop signal was seen; all processes agree (they vote at log steps)."""
     if process_count == 1:
         return stopper.triggered
     if done % log_every:
@@ -261,25 +268,38 @@ def _global_indices(indices, process_count: int):
     return indices.tolist()
 
 
-class _SigtermFlag:
-    """Context manager that turns SIGTERM into a flag (main thread only)."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _StopSignals:
+    """Context manager that turns SIGTERM and SIGINT into a flag (main thread only).
+
+    `signum` is the first signal received (SIGTERM when this process only stops because another
+    process of the job voted to). A second SIGINT raises KeyboardInterrupt (stop without saving).
+    """
 
     def __init__(self):
         self.triggered = False
-        self._previous = None
+        self.signum = None
+        self._previous = {}
 
     def _handle(self, signum, frame):
-        logging.warning('received signal %d; will save and stop at the next step', signum)
+        if self.triggered and signum == signal.SIGINT:
+            raise KeyboardInterrupt('second SIGINT: stopping without saving')
+        logging.warning('received %s; will save and stop at the next step (a second SIGINT '
+                        'stops at once, without saving)', signal.Signals(signum).name)
         self.triggered = True
+        self.signum = self.signum or signum
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
         return False
 
 

@@ -16,6 +16,9 @@ Ground-truth checks (ValueError naming the file and the 1-based line number):
   * NaN in a frame where the target should be visible (NaN is legitimate only where the
     benchmark marks the frame absent, e.g. UAV123 NaN lines -> visible False).
 A missing root, sequence folder or annotation file raises FileNotFoundError naming the path.
+`load_benchmark` reads every sequence up front, so the first bad file stops it;
+`benchmark_entries` (same arguments) only lists `(name, loader)` pairs, and each loader raises for
+its own sequence (tracking.eval.runner loads them one at a time and reports the failures).
 
 The per-sequence readers (`read_lasot_sequence`, `read_got10k_sequence`,
 `read_trackingnet_sequence`) and the annotation helpers are shared with `tracking.data.datasets`.
@@ -55,11 +58,11 @@ from tracking.data.sequence import Sequence
 Loader = Callable[[], Sequence]
 
 
-def _pick(entries: list[tuple[str, Loader]], names: Seq[str] | None,
-          benchmark: str) -> list[Sequence]:
-    """Loads the entries named in `names` (in that order; all if None). KeyError for unknown."""
+def _select(entries: list[tuple[str, Loader]], names: Seq[str] | None,
+            benchmark: str) -> list[tuple[str, Loader]]:
+    """The entries named in `names` (in that order; all if None). KeyError for unknown names."""
     if names is None:
-        return [load() for _, load in entries]
+        return list(entries)
     if isinstance(names, str):
         names = [names]
     by_name = dict(entries)
@@ -67,7 +70,7 @@ def _pick(entries: list[tuple[str, Loader]], names: Seq[str] | None,
     if missing:
         raise KeyError(f'{benchmark}: unknown sequence(s) {missing}; available: '
                        f'{sorted(by_name)[:10]}{"..." if len(by_name) > 10 else ""}')
-    return [by_name[n]() for n in names]
+    return [(n, by_name[n]) for n in names]
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,10 +111,24 @@ def load_benchmark(name: str, root: str | os.PathLike | None, sequences: Seq[str
     Raises: ValueError listing the known names for an unknown benchmark; FileNotFoundError
       naming the root or the missing annotation file; ValueError for bad ground truth.
     """
+    return [load() for _, load in benchmark_entries(name, root, sequences, split)]
+
+
+def benchmark_entries(name: str, root: str | os.PathLike | None,
+                      sequences: Seq[str] | None = None,
+                      split: str | None = None) -> list[tuple[str, Loader]]:
+    """The lazy form of `load_benchmark`: [(sequence name, loader)] where loader() -> Sequence.
+
+    Only the folder listing is read here; each loader reads and checks its own annotation files
+    when called, so one bad sequence raises (ValueError / FileNotFoundError naming the file and
+    line) only for itself (tracking.eval.runner loads entries inside its per-sequence failure
+    handling). Arguments and the errors raised here (unknown benchmark, missing root, unknown
+    sequence names) are those of `load_benchmark`.
+    """
     key = canonical_benchmark(name)
     if key != 'synthetic':
         root = require_dir(root, f'{key} benchmark root')
-    return _pick(_READERS[key](root, split), sequences, key)
+    return _select(_READERS[key](root, split), sequences, key)
 
 
 _ALIASES = {'otb100': 'otb', 'otb2015': 'otb', 'uav': 'uav123', 'nfs30': 'nfs',
@@ -130,7 +147,7 @@ def canonical_benchmark(name: str) -> str:
 
 __all__ = ['BENCHMARKS', 'LASOT_TEST_SEQUENCES', 'OTB_FRAME_RANGES', 'UAV123_SPLIT_RANGES',
            'canonical_benchmark',
-           'load_benchmark', 'check_boxes', 'read_number_rows', 'read_flags',
+           'load_benchmark', 'benchmark_entries', 'check_boxes', 'read_number_rows', 'read_flags',
            'read_otb_sequence', 'read_lasot_sequence', 'read_got10k_sequence',
            'read_trackingnet_sequence', 'read_uav123_sequence', 'read_nfs_sequence',
            'read_lasot_ext_sequence', 'read_tnl2k_sequence', 'LASOT_EXT_SEQUENCES',
@@ -138,3 +155,4 @@ __all__ = ['BENCHMARKS', 'LASOT_TEST_SEQUENCES', 'OTB_FRAME_RANGES', 'UAV123_SPL
            'require_dir', 'require_file', 'usable_boxes', 'IMAGE_SUFFIXES',
            'got10k_sequence_names', 'got10k_split_dir', 'lasot_names_on_disk', 'lasot_sequence_dir',
            'lasot_test_names', 'trackingnet_names']
+

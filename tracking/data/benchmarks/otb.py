@@ -53,7 +53,9 @@ def read_otb_sequence(seq_dir: str | os.PathLike, gt_path: str | os.PathLike | N
     one `x y w h` per line separated by ',', tabs or spaces.
     Frames: the img/ files in order when the folder is not in OTB_FRAME_RANGES; there the GT
     covers frame numbers first..last. Otherwise a GT line count different from the image count
-    is a ValueError naming the file, its line count and the frame count.
+    is a ValueError naming the file, its line count and the frame count, and a gap in the
+    frame numbering (or GT lines past the last image) a ValueError naming the missing frames
+    ('img/0042.jpg missing').
     """
     seq_dir = require_dir(seq_dir, 'OTB sequence folder')
     img_dir = require_dir(seq_dir / 'img', 'OTB image folder')
@@ -70,7 +72,17 @@ def read_otb_sequence(seq_dir: str | os.PathLike, gt_path: str | os.PathLike | N
         digits = len(files[0].stem) if files else 4
         suffix = files[0].suffix if files else '.jpg'
         frames = numbered_frames(img_dir, first, last, digits, suffix)
+        absent = [f for f in frames if not os.path.isfile(f)]
+        if absent:
+            raise ValueError(f'{seq_dir}: {_missing_text(img_dir, [Path(f) for f in absent])} '
+                             f'(official range of {seq_dir.name}: frames {first}..{last})')
     else:
+        missing = _missing_numbers(files, len(boxes))
+        if missing:
+            relation = 'but' if len(boxes) != len(files) else 'and'
+            raise ValueError(f'{gt_path}: {len(boxes)} ground-truth lines {relation} '
+                             f'{len(files)} frames in {img_dir}: '
+                             f'{_missing_text(img_dir, missing)}')
         if len(boxes) != len(files):
             relation = 'fewer' if len(boxes) < len(files) else 'more'
             raise ValueError(f'{gt_path}: {len(boxes)} ground-truth lines but {len(files)} frames '
@@ -82,6 +94,27 @@ def read_otb_sequence(seq_dir: str | os.PathLike, gt_path: str | os.PathLike | N
     if seq_dir.name in OTB_INIT_OMIT:
         extra['init_omit'] = OTB_INIT_OMIT[seq_dir.name]
     return Sequence(name, frames, boxes, None, extra)
+
+
+def _missing_numbers(files: list[Path], num_lines: int) -> list[Path]:
+    """Frame files absent from a numbered img/ folder: gaps in 1..max(last number, num_lines).
+
+    files: the sorted image files; names must be all digits (e.g. 0001.jpg), else [] (no
+    numbering to check). Returns the missing paths (same digit count and suffix).
+    """
+    if not files or not all(p.stem.isdigit() for p in files):
+        return []
+    present = {int(p.stem) for p in files}
+    digits, suffix, folder = len(files[0].stem), files[0].suffix, files[0].parent
+    last = max(max(present), num_lines)
+    return [folder / f'{n:0{digits}d}{suffix}' for n in range(1, last + 1) if n not in present]
+
+
+def _missing_text(img_dir: Path, missing: list[Path], shown: int = 5) -> str:
+    """'img/0042.jpg missing' / 'img/0042.jpg, img/0043.jpg ... missing (12 frames)'."""
+    names = [f'{img_dir.name}/{p.name}' for p in missing[:shown]]
+    more = f' ... ({len(missing)} frames)' if len(missing) > shown else ''
+    return f'{", ".join(names)}{more} missing'
 
 
 def _otb_entries(root: Path, split: str | None) -> list[tuple[str, Loader]]:
