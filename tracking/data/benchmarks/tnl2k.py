@@ -11,9 +11,9 @@ real release does that a reader has to survive:
 * folder names keep odd characters (dashes, mixed case, suffixes such as '-Done' / '_done'):
   names are taken verbatim from the disk, never rebuilt from a pattern.
 
-groundtruth.txt: one 'x,y,w,h' per frame (1-based pixels, as written). TNL2K has no absence
-labels: `visible` is False where the box is not finite or has no positive width and height
-(the absent-target rows). language.txt, when present, goes to extra['language'].
+groundtruth.txt: one 'x,y,w,h' per frame (1-based pixels, as written). The data folders carry
+no absence labels (the TNL2K MATLAB toolkit keeps its own, annos/absent/<seq>.txt): `visible` is
+False where the box is not finite or has no positive width and height (the absent-target rows). language.txt, when present, goes to extra['language'].
 """
 from __future__ import annotations
 
