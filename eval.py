@@ -202,10 +202,13 @@ def main(argv):
         _fail(f'no sequences found for {benchmark} under {_ROOT.value!r}')
 
     if mode == 'score':
-        sequences, load_failures = runner.load_sequences(sequences)
+        load_failures = []
         scored = runner.score_results(_RESULTS.value, sequences, protocol,
-                                      eao_convention=_EAO_CONVENTION.value)
+                                      eao_convention=_EAO_CONVENTION.value,
+                                      load_failures=load_failures)
         if not scored:
+            if load_failures:
+                _fail_sequences(load_failures)
             _fail('none of the --results folders could be scored (see the log above)')
         per_sequence = {name: p for name, (p, _) in scored.items()}
         summaries = {name: s for name, (_, s) in scored.items()}

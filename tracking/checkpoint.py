@@ -109,7 +109,7 @@ def _require_variables_checkpoint(directory: str) -> None:
 
 
 def check_variables_match(variables: dict, expected: dict, checkpoint: str, config_name: str,
-                          shown: int = 5) -> None:
+                          shown: int = 3) -> None:
     """Raises ValueError when `variables` does not have the structure of `expected`.
 
     variables: a restored tree ({'params': ..., 'batch_stats': ...}, leaves with .shape);

@@ -195,14 +195,15 @@ def _tracker_names(results_dirs: Seq[str]) -> list[str]:
 
 
 def score_results(results_dirs: Seq[str], sequences: Seq[SequenceOrEntry], benchmark: str,
-                  eao_convention: str = 'pysot') -> dict[str, tuple[dict, dict]]:
+                  eao_convention: str = 'pysot', load_failures: list | None = None
+                  ) -> dict[str, tuple[dict, dict]]:
     """Scores existing result folders without running a tracker.
 
     results_dirs: tracker folders holding `<seq>.txt` (or GOT-10k `<seq>/<seq>_001.txt`; VOT:
       `baseline/<seq>/<seq>_001.txt` or `<seq>/<seq>_001.txt`); the tracker name is the folder's
       basename.
     sequences: Sequences or (name, loader) entries (see `load_sequences`; one that cannot be
-      loaded is logged and left out).
+      loaded is logged and left out, and appended to `load_failures` when that list is given).
     eao_convention: VOT only, 'pysot' or 'vot-toolkit' (see tracking.eval.vot.eao).
     Returns {tracker name: (per_sequence {seq: metrics}, summary)}. Sequences without a result
     file are logged and left out; a tracker with no scorable sequence is logged and left out.
@@ -211,7 +212,9 @@ def score_results(results_dirs: Seq[str], sequences: Seq[SequenceOrEntry], bench
     for directory in results_dirs:
         if not os.path.isdir(directory):
             raise FileNotFoundError(f'results folder not found: {directory}')
-    sequences, _ = load_sequences(sequences)
+    sequences, failed = load_sequences(sequences)
+    if load_failures is not None:
+        load_failures.extend(failed)
     scored = {}
     for directory, name in zip(results_dirs, _tracker_names(results_dirs)):
         if is_vot_supervised(benchmark):
