@@ -24,7 +24,7 @@ if str(REPO) not in sys.path:
 if str(REPO / 'tests') not in sys.path:
     sys.path.insert(0, str(REPO / 'tests'))
 
-from helpers import FAKE_H, FAKE_W, write_jpeg, write_text  # noqa: E402
+from helpers import write_jpeg, write_text  # noqa: E402
 
 
 def _env() -> dict:
