@@ -150,7 +150,7 @@ def test_up_shapes():
     assert head['template_cls_conv']['kernel'].shape == (3, 3, 256, 2560)
     assert head['template_loc_conv']['kernel'].shape == (3, 3, 256, 5120)
     assert head['loc_adjust']['kernel'].shape == (1, 1, 20, 20)
-    assert 'batch_stats' not in variables or 'rpn_head' not in variables['batch_stats']
+    assert set(variables['batch_stats']) == {'backbone'}                # no BN in the UP head
 
 
 def test_backbone_modules_map_to_pysot_layers():
