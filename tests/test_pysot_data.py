@@ -100,8 +100,12 @@ def test_sampler_is_pure_in_seed_and_index(sequences):
     assert a['template'].shape == (127, 127, 3) and a['search'].shape == (255, 255, 3)
     other = PysotPairSampler([sequences], [1.0], [5], _data_config(0.2), 127, 255, seed=4)
     assert not np.array_equal(other.sample(7)['search'], a['search'])
+    # neg = 0.2: 40 draws give Binomial(40, 0.2) negatives, mean 8, 2..16 with probability 0.9975;
+    # neg = 1 gives only negatives.
     negatives = [int(sampler.sample(i)['negative']) for i in range(40)]
-    assert 0 < sum(negatives) < 40
+    assert 2 <= sum(negatives) <= 16, negatives
+    always = PysotPairSampler([sequences], [1.0], [5], _data_config(1.0), 127, 255, seed=3)
+    assert [int(always.sample(i)['negative']) for i in range(5)] == [1] * 5
 
 
 def test_positive_search_box_covers_the_target(sequences):
