@@ -45,6 +45,8 @@ def get_config(arg: str = 'vitb_256') -> ml_collections.ConfigDict:
         # Root folders of the datasets on disk (read in place, never copied).
         roots=ml_collections.ConfigDict(dict(
             lasot='', got10k='', coco='', trackingnet='', synthetic='')),
+        # Dataset index folder (tracking/data/index.py); '' = <root>/.tracking_index or ~/.cache.
+        index_cache='',
         samples_per_epoch=60000,
         max_gap=200,
         template_center_jitter=0.0,

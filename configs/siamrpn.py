@@ -100,6 +100,7 @@ def _data(**kw):
         frame_ranges=(100, 100, 1),  # max template-search distance per dataset, in frames
         roots=ml_collections.ConfigDict(dict(got10k='', lasot='', coco='', trackingnet='',
                                              synthetic='')),
+        index_cache='',              # dataset index folder ('' = beside the data, or ~/.cache)
         samples_per_epoch=600000,    # pysot VIDEOS_PER_EPOCH
         neg=0.2,                     # probability of a negative pair
         gray=0.0,

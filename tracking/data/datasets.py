@@ -1,9 +1,13 @@
-"""Training sets on disk -> `list[Sequence]`.
+"""Training sets on disk -> `list[Sequence]` (small sets, tests) or a `DatasetIndex` (training).
 
 `load_training_set(name, root)` for 'got10k_train', 'got10k_vot_train', 'lasot', 'trackingnet'
 and 'coco'. Frames are read in place, lazily, by `Sequence.frame(i)`: nothing is copied or
 decoded here (GOT-10k train alone is ~66 GB). Frame paths are built from the annotation line
 counts rather than by listing folders, so loading the annotations of a whole set is quick.
+
+`load_training_index(name, root, cache)` (what training uses, via `load_training_sequences`)
+gives the same frames, boxes and visible flags as a compact memory-mapped index built once per
+root with these readers (tracking/data/index.py): no per-sequence Python object, no path list.
 
 `visible` [T] bool comes from each set's absence/occlusion labels and is also False where a
 box is NaN or has non-positive width/height (training readers never raise on such boxes, they
@@ -18,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tracking.data import benchmarks as bm
+from tracking.data import index as index_lib
 from tracking.data.sequence import Sequence
 
 GOT10K_VOT_SPLIT_FILES = ('got10k_vot_train_split.txt', 'got10kvot_train_split.txt')
@@ -111,13 +116,13 @@ def load_trackingnet_train(root: str | os.PathLike) -> list[Sequence]:
             for chunk in chunks for n in bm.trackingnet_names(chunk)]
 
 
-def load_coco(root: str | os.PathLike, split: str = 'train2017') -> list[Sequence]:
-    """COCO objects as 1-frame sequences.
+def read_coco_objects(root: str | os.PathLike, split: str = 'train2017') -> dict:
+    """The non-crowd objects of COCO `split` as arrays (M objects, I images).
 
     Layout: <root>/annotations/instances_<split>.json and <root>/<split>/<file_name>.jpg.
-    Each annotation with iscrowd 0 becomes Sequence(name f'coco_{annotation id}',
-    frames [image path], boxes [[x, y, w, h]], visible [w > 0 and h > 0]) with extra
-    'image_id', 'category_id', 'image_size' (W, H).
+    Returns dict: json_path Path, image_dir Path, ids [M] int64 (annotation ids), boxes [M, 4]
+    float32 (x, y, w, h), image [M] int64 (index into the image lists), category_ids [M]
+    (list, None where missing), files (I file names), image_ids (I), image_sizes (I (W, H)).
     """
     root = bm.require_dir(root, 'COCO root')
     json_path = bm.require_file(root / 'annotations' / f'instances_{split}.json',
@@ -125,25 +130,48 @@ def load_coco(root: str | os.PathLike, split: str = 'train2017') -> list[Sequenc
     with open(json_path, encoding='utf-8') as f:
         data = json.load(f)
     try:
-        images = {im['id']: im for im in data['images']}
+        images = data['images']
         annotations = data['annotations']
+        position = {im['id']: k for k, im in enumerate(images)}
     except (KeyError, TypeError):
         raise ValueError(f'{json_path}: expected "images" and "annotations" lists') from None
-    image_dir = root / split
-    sequences = []
+    ids, boxes, image, categories = [], [], [], []
     for ann in annotations:
         if ann.get('iscrowd', 0):
             continue
-        image = images.get(ann['image_id'])
-        if image is None:
+        k = position.get(ann['image_id'])
+        if k is None:
             raise ValueError(f'{json_path}: annotation {ann.get("id")} refers to unknown image '
                              f'{ann["image_id"]}')
-        box = np.asarray(ann['bbox'], np.float32).reshape(1, 4)
+        ids.append(ann['id'])
+        boxes.append(np.asarray(ann['bbox'], np.float32).reshape(4))
+        image.append(k)
+        categories.append(ann.get('category_id'))
+    return dict(json_path=json_path, image_dir=root / split, ids=np.asarray(ids, np.int64),
+                boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+                image=np.asarray(image, np.int64), category_ids=categories,
+                files=[im['file_name'] for im in images], image_ids=[im['id'] for im in images],
+                image_sizes=[(im.get('width'), im.get('height')) for im in images])
+
+
+def load_coco(root: str | os.PathLike, split: str = 'train2017') -> list[Sequence]:
+    """COCO objects as 1-frame sequences (`read_coco_objects` gives the layout).
+
+    Each annotation with iscrowd 0 becomes Sequence(name f'coco_{annotation id}',
+    frames [image path], boxes [[x, y, w, h]], visible [w > 0 and h > 0]) with extra
+    'image_id', 'category_id', 'image_size' (W, H).
+    """
+    objects = read_coco_objects(root, split)
+    image_dir = objects['image_dir']
+    sequences = []
+    for m, ann_id in enumerate(objects['ids']):
+        k = int(objects['image'][m])
+        box = objects['boxes'][m:m + 1]
         sequences.append(Sequence(
-            f'coco_{ann["id"]}', [os.path.join(image_dir, image['file_name'])], box,
+            f'coco_{ann_id}', [os.path.join(image_dir, objects['files'][k])], box,
             bm.usable_boxes(box),
-            {'image_id': image['id'], 'category_id': ann.get('category_id'),
-             'image_size': (image.get('width'), image.get('height'))}))
+            {'image_id': objects['image_ids'][k], 'category_id': objects['category_ids'][m],
+             'image_size': objects['image_sizes'][k]}))
     return sequences
 
 
@@ -168,8 +196,127 @@ def load_training_set(name: str, root: str | os.PathLike) -> list[Sequence]:
     return _LOADERS[name](root)
 
 
-def load_training_sequences(name: str, data_config) -> list:
-    """Sequences of training set `name`; 'synthetic' is the embedded TFDS dataset."""
+# --------------------------------------------------------------------------------------------
+# The training path: compact memory-mapped indexes (tracking.data.index).
+
+def _relative(path: Path, root: Path) -> str:
+    return str(Path(path).relative_to(root))
+
+
+def _video_spec(name: str, root: Path, pattern: str, first: int, annotation_files,
+                entries, read, options: str = '') -> index_lib.IndexSpec:
+    """IndexSpec of a video set whose frame i is <root>/<folder>/<pattern with n = i + first>.
+
+    entries: (frame folder, reader arguments) per sequence; read(*arguments) -> Sequence (the
+    eager reader, so the index holds exactly its boxes and visible flags). The reader's first
+    and last frame paths are checked against the pattern while building.
+    """
+
+    def build():
+        records = []
+        for folder, args in entries:
+            seq = read(*args)
+            rel = _relative(folder, root)
+            for i in sorted({0, len(seq) - 1}) if len(seq) else ():
+                expected = os.path.join(str(root / rel), index_lib.frame_name(pattern, i + first))
+                if str(seq.frames[i]) != expected:
+                    raise RuntimeError(f'{name} index: frame {i} of {seq.name} is '
+                                       f'{seq.frames[i]}, the index pattern gives {expected}')
+            records.append((seq.name, rel, seq.boxes, seq.visible))
+        return index_lib.arrays_from_sequences(records)
+
+    return index_lib.IndexSpec(name, root, pattern, first, annotation_files, build, options)
+
+
+def _got10k_spec(name: str, root: Path) -> index_lib.IndexSpec:
+    split_dir = bm.got10k_split_dir(bm.require_dir(root, 'GOT-10k root'), 'train')
+    all_names = bm.got10k_sequence_names(split_dir)
+    lists = [split_dir / 'list.txt']
+    names = all_names
+    if name == 'got10k_vot_train':
+        names = got10k_vot_train_names(root, all_names)
+        lists += [d / f for d in (root, root / 'train') for f in GOT10K_VOT_SPLIT_FILES]
+    files = lists + [split_dir / n / f for n in names
+                     for f in ('groundtruth.txt', 'absence.label', 'cover.label')]
+    entries = [(split_dir / n, (split_dir / n,)) for n in names]
+    return _video_spec(name, root, '{n:08d}.jpg', 1, files, entries,
+                       lambda d: bm.read_got10k_sequence(d, labels=True, strict=False))
+
+
+def _lasot_spec(name: str, root: Path) -> index_lib.IndexSpec:
+    root = bm.require_dir(root, 'LaSOT root')
+    dirs = [bm.lasot_sequence_dir(root, n) for n in lasot_train_names(root)]
+    files = [root / 'training_set.txt', root / 'testing_set.txt'] + [
+        d / f for d in dirs for f in ('groundtruth.txt', 'full_occlusion.txt', 'out_of_view.txt')]
+    entries = [(d / 'img', (d,)) for d in dirs]
+    return _video_spec(name, root, '{n:08d}.jpg', 1, files, entries,
+                       lambda d: bm.read_lasot_sequence(d, strict=False))
+
+
+def _trackingnet_spec(name: str, root: Path) -> index_lib.IndexSpec:
+    root = bm.require_dir(root, 'TrackingNet root')
+    chunks = [root / c for c in TRACKINGNET_TRAIN_CHUNKS if (root / c).is_dir()]
+    if not chunks:
+        raise FileNotFoundError(f'no TrackingNet training chunk found: {root / "TRAIN_0"} '
+                                '(expected TRAIN_0..TRAIN_11)')
+    pairs = [(chunk, n) for chunk in chunks for n in bm.trackingnet_names(chunk)]
+    files = [chunk / 'anno' / f'{n}.txt' for chunk, n in pairs]
+    entries = [(chunk / 'frames' / n, (chunk, n)) for chunk, n in pairs]
+    return _video_spec(name, root, '{n}.jpg', 0, files, entries,
+                       lambda chunk, n: bm.read_trackingnet_sequence(
+                           chunk, n, first_box_only=False, strict=False))
+
+
+def _coco_spec(name: str, root: Path, split: str = 'train2017') -> index_lib.IndexSpec:
+    root = bm.require_dir(root, 'COCO root')
+    json_path = bm.require_file(root / 'annotations' / f'instances_{split}.json',
+                                'COCO annotation file')
+
+    def build():
+        objects = read_coco_objects(root, split)
+        count = len(objects['ids'])
+        return index_lib.IndexArrays(
+            names=[f'coco_{i}' for i in objects['ids']], dirs=[split],
+            seq_dir=np.zeros(count, np.int32), lengths=np.ones(count, np.int64),
+            boxes=objects['boxes'], visible=bm.usable_boxes(objects['boxes']),
+            files=objects['files'], frame_file=objects['image'].astype(np.int32))
+
+    return index_lib.IndexSpec(name, root, '{file}', 0, [json_path], build, split)
+
+
+_INDEX_SPECS = {
+    'got10k_train': _got10k_spec,
+    'got10k_vot_train': _got10k_spec,
+    'lasot': _lasot_spec,
+    'trackingnet': _trackingnet_spec,
+    'coco': _coco_spec,
+}
+
+
+def training_index_spec(name: str, root: str | os.PathLike) -> index_lib.IndexSpec:
+    """What the index of training set `name` on `root` is read from (see tracking.data.index)."""
+    if name not in _INDEX_SPECS:
+        raise ValueError(f'unknown training set {name!r}; known: {", ".join(TRAINING_SETS)}')
+    return _INDEX_SPECS[name](name, Path(root))
+
+
+def load_training_index(name: str, root: str | os.PathLike,
+                        cache: str | os.PathLike | None = None) -> index_lib.DatasetIndex:
+    """Training set `name` as a memory-mapped `DatasetIndex`, built on first use.
+
+    The index holds the same frame paths, boxes and visible flags as `load_training_set`
+    (extras such as GOT-10k 'cover' or COCO 'category_id' are not kept). cache: the index
+    folder (config.data.index_cache); default $TRACKING_INDEX_CACHE, else <root>/.tracking_index,
+    else the user cache folder. Errors as `load_training_set` (they name the root, folder,
+    file and line).
+    """
+    return index_lib.open_index(training_index_spec(name, root), cache)
+
+
+def load_training_sequences(name: str, data_config):
+    """Training set `name` for the pair samplers: a `DatasetIndex` (memory-mapped, built on
+    first use in config.data.index_cache) for the sets on disk, a list of `Sequence` for
+    'synthetic' (the embedded TFDS dataset)."""
     roots = data_config.roots
     if name == 'synthetic':
         from tracking.data.synthetic import load_synthetic
@@ -179,4 +326,6 @@ def load_training_sequences(name: str, data_config) -> list:
     if not root:
         raise ValueError(f'training set {name!r} needs config.data.roots.{root_key} '
                          '(the folder holding it)')
-    return load_training_set(name, root)
+    if name not in _INDEX_SPECS:
+        raise ValueError(f'unknown training set {name!r}; known: {", ".join(TRAINING_SETS)}')
+    return load_training_index(name, root, getattr(data_config, 'index_cache', None) or None)

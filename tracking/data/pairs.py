@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from tracking.crops import crop_window, sample_target
+from tracking.data.index import as_frame_table, usable_mask
 from tracking.data.sequence import Sequence
 from tracking.data.targets import gaussian_heatmap
 
@@ -41,18 +42,19 @@ MAX_ATTEMPTS = 100
 
 def usable_frames(sequence: Sequence) -> np.ndarray:
     """[T] bool: the frame has a finite box with w, h > 0 and is visible (if known)."""
-    boxes = sequence.boxes
-    ok = np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
-    if sequence.visible is not None:
-        ok &= sequence.visible
-    return ok
+    return usable_mask(sequence.boxes, sequence.visible)
 
 
 def is_usable(sequence: Sequence, usable: np.ndarray) -> bool:
     """One-frame sequences (images) need a usable frame; videos >= 20 frames and > 4 usable."""
-    if len(sequence) == 1:
-        return bool(usable[0])
-    return len(sequence) >= MIN_SEQUENCE_LENGTH and int(usable.sum()) >= MIN_USABLE_FRAMES
+    return bool(usable_sequences(np.array([len(sequence)]), np.array([usable.sum()]))[0])
+
+
+def usable_sequences(lengths: np.ndarray, usable_counts: np.ndarray) -> np.ndarray:
+    """[S] bool `is_usable` from [S] frame counts and [S] usable-frame counts."""
+    lengths, usable_counts = np.asarray(lengths), np.asarray(usable_counts)
+    return np.where(lengths == 1, usable_counts >= 1,
+                    (lengths >= MIN_SEQUENCE_LENGTH) & (usable_counts >= MIN_USABLE_FRAMES))
 
 
 def search_window(template_id: int, later_ids: np.ndarray, max_gap: int) -> np.ndarray:
@@ -97,8 +99,10 @@ def _all_padding_on_grid(pad_mask: np.ndarray, grid: int) -> bool:
 class PairSampler:
     """Draws template/search training pairs; `sample(k)` is a pure function of (seed, k).
 
-    sequences_per_dataset: one list of Sequences per dataset; ratios: one weight per dataset.
-    data_config: `config.data` (max_gap, *_center_jitter, *_scale_jitter, gray_prob, flip_prob,
+    sequences_per_dataset: one frame table per dataset: a `tracking.data.index.DatasetIndex`
+    (the training sets on disk) or a list of Sequences; ratios: one weight per dataset.
+    Only the ids of the usable sequences are kept per dataset; boxes and frames are read from
+    the table when a sample needs them. data_config: `config.data` (max_gap, *_center_jitter, *_scale_jitter, gray_prob, flip_prob,
     crop_flip_prob, brightness_jitter). model_config: `config.model` (template_size,
     search_size, template_factor, search_factor, patch_size).
     """
@@ -115,23 +119,21 @@ class PairSampler:
         for d, (sequences, ratio) in enumerate(zip(sequences_per_dataset, ratios)):
             if ratio < 0:
                 raise ValueError(f'pairs: negative ratio {ratio} for dataset {d}')
-            kept = []
-            for sequence in sequences:
-                usable = usable_frames(sequence)
-                if is_usable(sequence, usable):
-                    kept.append((sequence, usable))
-            if len(kept) < len(sequences):
+            table = as_frame_table(sequences)
+            kept = np.flatnonzero(usable_sequences(table.lengths(), table.usable_counts()))
+            if len(kept) < len(table):
                 logging.info('pairs: dataset %d: %d of %d sequences have too few usable frames '
-                             'and are skipped', d, len(sequences) - len(kept), len(sequences))
-            if not kept or ratio == 0:
-                if sequences and ratio > 0:
+                             'and are skipped', d, len(table) - len(kept), len(table))
+            if not len(kept) or ratio == 0:
+                if len(table) and ratio > 0:
                     logging.warning('pairs: dataset %d has no usable sequence (first: %s); it is '
-                                    'skipped', d, sequences[0].name)
+                                    'skipped', d, table.name(0))
                 continue
-            self.datasets.append(kept)
+            self.datasets.append((table, kept))
             weights.append(float(ratio))
         if not self.datasets:
-            names = [s.name for seqs in sequences_per_dataset for s in seqs][:5]
+            names = [t.name(s) for t in map(as_frame_table, sequences_per_dataset)
+                     for s in range(min(len(t), 5))][:5]
             raise ValueError(
                 'pairs: no usable sequence in any dataset (a video needs >= '
                 f'{MIN_SEQUENCE_LENGTH} frames and >= {MIN_USABLE_FRAMES} visible frames with '
@@ -142,9 +144,11 @@ class PairSampler:
 
     # -- frames ------------------------------------------------------------------------------
 
-    def _frame_ids(self, rng: np.random.Generator, sequence: Sequence, usable: np.ndarray):
-        """(template id, search id) or None when the template has no later usable frame."""
-        if len(sequence) == 1:
+    def _frame_ids(self, rng: np.random.Generator, usable: np.ndarray):
+        """(template id, search id) or None when the template has no later usable frame.
+
+        usable: [T] bool usable frames of the drawn sequence."""
+        if len(usable) == 1:
             return 0, 0
         template_id = int(rng.choice(np.flatnonzero(usable[:-1])))
         later = np.flatnonzero(usable[template_id + 1:]) + template_id + 1
@@ -177,12 +181,14 @@ class PairSampler:
 
     def _attempt(self, rng: np.random.Generator):
         d = int(rng.choice(len(self.datasets), p=self.probs))
-        sequence, usable = self.datasets[d][int(rng.integers(len(self.datasets[d])))]
-        ids = self._frame_ids(rng, sequence, usable)
+        table, kept = self.datasets[d]
+        s = int(kept[int(rng.integers(len(kept)))])
+        seq_boxes = table.boxes(s)
+        ids = self._frame_ids(rng, usable_mask(seq_boxes, table.visible(s)))
         if ids is None:
             return None
-        images = [sequence.frame(i) for i in ids]
-        boxes = [sequence.boxes[i].astype(np.float64) for i in ids]
+        images = [table.frame(s, i) for i in ids]
+        boxes = [np.asarray(seq_boxes[i], np.float64) for i in ids]
         if rng.random() < float(self.data.gray_prob):
             images = [np.repeat(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)[..., None], 3, -1)
                       for im in images]

@@ -21,7 +21,7 @@ from typing import Callable, Sequence as Seq
 import numpy as np
 
 from tracking.data import augment as augment_lib
-from tracking.data.pairs import usable_frames
+from tracking.data.index import as_frame_table, usable_mask
 from tracking.data.sequence import Sequence
 
 CROP_SIZE = 511
@@ -30,7 +30,8 @@ CROP_SIZE = 511
 class PysotPairSampler:
     """Draws pysot training pairs; `sample(k)` is a pure function of (seed, k).
 
-    sequences_per_dataset: one list of Sequences per dataset; ratios: one weight per dataset;
+    sequences_per_dataset: one frame table per dataset: a `tracking.data.index.DatasetIndex`
+    (the training sets on disk) or a list of Sequences; ratios: one weight per dataset;
     frame_ranges: max template-search distance per dataset, in usable frames.
     data_config: `config.data` with neg, gray, template / search augmentation sections
     (shift, scale, blur, flip, color). targets: optional `fn(rng, search_box, negative) -> dict`
@@ -55,28 +56,31 @@ class PysotPairSampler:
                 zip(sequences_per_dataset, ratios, frame_ranges)):
             if ratio < 0:
                 raise ValueError(f'pysot pairs: negative ratio {ratio} for dataset {d}')
-            kept = [(s, np.flatnonzero(usable_frames(s))) for s in sequences]
-            kept = [(s, ids) for s, ids in kept if ids.size]
-            if len(kept) < len(sequences):
+            table = as_frame_table(sequences)
+            kept = np.flatnonzero(table.usable_counts() > 0)
+            if len(kept) < len(table):
                 logging.info('pysot pairs: dataset %d: %d of %d sequences have no usable frame',
-                             d, len(sequences) - len(kept), len(sequences))
-            if kept and ratio > 0:
-                self.datasets.append(kept)
+                             d, len(table) - len(kept), len(table))
+            if len(kept) and ratio > 0:
+                self.datasets.append((table, kept))
                 self.frame_ranges.append(int(frame_range))
                 weights.append(float(ratio))
         if not self.datasets:
-            names = [s.name for seqs in sequences_per_dataset for s in seqs][:5]
+            names = [t.name(s) for t in map(as_frame_table, sequences_per_dataset)
+                     for s in range(min(len(t), 5))][:5]
             raise ValueError('pysot pairs: no sequence with a usable frame (finite box, w, h > 0,'
                              f' visible) in any dataset; sequences seen: {names}')
         self.probs = np.asarray(weights) / np.sum(weights)
 
     def _pick(self, rng: np.random.Generator):
+        """(dataset d, (table, sequence id s), usable frame ids of s)."""
         d = int(rng.choice(len(self.datasets), p=self.probs))
-        sequence, ids = self.datasets[d][int(rng.integers(len(self.datasets[d])))]
-        return d, sequence, ids
+        table, kept = self.datasets[d]
+        s = int(kept[int(rng.integers(len(kept)))])
+        return d, (table, s), np.flatnonzero(usable_mask(table.boxes(s), table.visible(s)))
 
     def _frame_ids(self, rng: np.random.Generator, negative: bool):
-        """((template sequence, frame), (search sequence, frame))."""
+        """(((table, s), template frame), ((table, s), search frame))."""
         d, sequence, ids = self._pick(rng)
         t = int(rng.integers(ids.size))
         if negative:
@@ -87,10 +91,11 @@ class PysotPairSampler:
         return (sequence, int(ids[t])), (sequence, int(rng.choice(window)))
 
     @staticmethod
-    def _crop(sequence: Sequence, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        """511 crop (BGR uint8) of one frame and the target corners in it."""
-        image = sequence.frame(frame)
-        crop, box = augment_lib.siamfc_crop(image, sequence.boxes[frame], CROP_SIZE)
+    def _crop(sequence: tuple, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """511 crop (BGR uint8) of one frame of sequence (table, s) and the target corners."""
+        table, s = sequence
+        image = table.frame(s, frame)
+        crop, box = augment_lib.siamfc_crop(image, np.array(table.boxes(s)[frame]), CROP_SIZE)
         return np.ascontiguousarray(crop[..., ::-1]), box
 
     def sample(self, index: int) -> dict:
