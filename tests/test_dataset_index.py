@@ -116,7 +116,8 @@ def test_index_equals_eager_reader(tree, tmp_path, name):
     eager = load_training_set(name, tree[name])
     index = load_training_index(name, tree[name], cache=tmp_path / 'cache')
     _assert_same_sequences(index, eager)
-    assert isinstance(index.boxes(0), np.memmap)       # read from the mapped file
+    assert isinstance(index.mapped['boxes'], np.memmap)   # read from the mapped file
+    assert np.shares_memory(index.boxes(0), index.mapped['boxes'])
     assert index.boxes(0).dtype == np.float32          # integer boxes: stored compactly
     np.testing.assert_array_equal(index.frame(len(index) - 1, 0), eager[-1].frame(0))
 
@@ -159,7 +160,7 @@ def test_warm_index_is_mapped_not_rebuilt(tree, tmp_path, monkeypatch):
     monkeypatch.setattr(index_lib, '_final_arrays', no_build)
     warm = load_training_index('trackingnet', tree['trackingnet'], cache=tmp_path)
     assert warm.folder == first.folder
-    assert all(isinstance(a, np.memmap) for a in warm._a.values() if a.size)
+    assert all(isinstance(a, np.memmap) for a in warm.mapped.values() if a.size)
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [first.folder.name]
 
 
@@ -195,6 +196,19 @@ def test_default_cache_beside_the_data(tmp_path):
     # the hidden folder does not change what the eager reader or the index see
     _assert_same_sequences(load_training_index('trackingnet', roots['trackingnet']),
                            load_training_set('trackingnet', roots['trackingnet']))
+
+
+def test_got10k_split_folder_as_root_without_list(tmp_path):
+    """Root = the train folder itself and no list.txt: sequences are the sub-folders, and the
+    index's own <root>/.tracking_index must not become one."""
+    roots = make_tree(tmp_path / 'sets', images=False)
+    train = roots['got10k_train'] / 'train'
+    (train / 'list.txt').unlink()
+    first = load_training_index('got10k_train', train)
+    assert first.folder.parent == train / index_lib.ROOT_CACHE_NAME
+    again = load_training_index('got10k_train', train)
+    assert again.folder == first.folder
+    _assert_same_sequences(again, load_training_set('got10k_train', train))
 
 
 def test_env_var_names_the_cache(tmp_path, monkeypatch):

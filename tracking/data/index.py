@@ -154,8 +154,11 @@ class DatasetIndex:
         self.root = Path(root)
         self.meta = meta
         self.dataset = meta['dataset']
-        self._a = arrays
-        self._root_text = str(self.root)
+        self.mapped = arrays               # the np.memmap of each file
+        # plain ndarray views of the same mapped pages: no copy, cheaper slicing than np.memmap
+        self._a = {k: np.asarray(v) for k, v in arrays.items()}
+        text = str(self.root)                 # str(Path(root) / folder) without Path objects
+        self._root_text = '' if text == '.' else text
         self._pattern = meta['frame_pattern']
         self._first = int(meta['first_frame'])
 
@@ -202,7 +205,7 @@ class DatasetIndex:
         if len(self._a['frame_file']):
             file = _string(self._a['files'], self._a['file_starts'],
                            int(self._a['frame_file'][a + i]))
-        return os.path.join(str(self.root / folder),
+        return os.path.join(self._root_text, folder,
                             frame_name(self._pattern, i + self._first, file))
 
     def frame(self, s: int, i: int) -> np.ndarray:

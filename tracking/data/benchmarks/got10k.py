@@ -88,11 +88,13 @@ def read_got10k_sequence(seq_dir: str | os.PathLike, labels: bool = True,
 
 
 def got10k_sequence_names(split_dir: Path) -> list[str]:
-    """Names from <split_dir>/list.txt, else the sub-folders, sorted."""
+    """Names from <split_dir>/list.txt, else the sub-folders (not hidden ones such as the
+    dataset index's .tracking_index), sorted."""
     list_file = split_dir / 'list.txt'
     if list_file.is_file():
         return [line for _, line in data_lines(list_file)]
-    return sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    return sorted(p.name for p in split_dir.iterdir()
+                  if p.is_dir() and not p.name.startswith('.'))
 
 
 def got10k_split_dir(root: Path, split: str) -> Path:
