@@ -73,6 +73,9 @@ QUIET_SCRIPT = textwrap.dedent('''
     logging.getLogger('absl').handle(logging.LogRecord(
         'absl', logging.WARNING, '/x/site-packages/orbax/checkpoint/a.py', 1, 'library warning',
         None, None))
+    logging.getLogger('absl').handle(logging.LogRecord(
+        'absl', logging.WARNING, '/x/site-packages/tensorflow_datasets/core/features/f.py', 72,
+        '`FeatureConnector.dtype` is deprecated. Please change your code', None, None))
     absl_logging.info('our info')
     logging.getLogger('jax._src.xla_bridge').info('jax info')
     third_party = types.ModuleType('somelib')
@@ -95,7 +98,7 @@ def test_quiet_silences_libraries_not_us():
     for expected in ('library warning', 'our info', 'our deprecated', 'our user warning', 'done'):
         assert expected in output, (expected, output)
     for hidden in ('tf python warning', 'library info', 'jax info', 'lib deprecated',
-                   'lib future', 'rebuild TensorFlow'):
+                   'lib future', 'rebuild TensorFlow', 'FeatureConnector'):
         assert hidden not in output, (hidden, output)
 
 

@@ -10,7 +10,9 @@ before TensorFlow, JAX or orbax are imported. It silences the libraries' chatter
 * INFO/DEBUG log records of third-party libraries: orbax (dozens of lines per checkpoint),
   tensorflow_datasets and others that log through absl (records from files under
   site-packages / dist-packages), and the 'jax' / 'orbax' loggers (absl's app.run sets the root
-  logger to INFO). Their warnings and errors still show, and so do this project's INFO logs.
+  logger to INFO), and their logged deprecation notices (e.g. tensorflow_datasets'
+  '`FeatureConnector.dtype` is deprecated', a WARNING record). Their other warnings and errors
+  still show, and so do this project's INFO logs.
 
 Every other warning and log record, in particular warnings from this project's code, is untouched.
 
@@ -39,15 +41,23 @@ _CHATTY_LOGGERS = ('jax', 'orbax', 'tensorflow_datasets')
 
 
 class _DropLibraryInfo(logging.Filter):
-    """Drops records below WARNING emitted from installed libraries' source files (absl logging
-    routes every library's records through the one 'absl' logger, so the logger name does not
-    tell whose they are; the file does)."""
+    """Drops records below WARNING, and deprecation notices below ERROR, emitted from installed
+    libraries' source files (absl logging routes every library's records through the one 'absl'
+    logger, so the logger name does not tell whose they are; the file does)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING:
+        if record.levelno >= logging.ERROR:
             return True
         path = record.pathname.replace('\\', '/')
-        return not any(part in path for part in _LIBRARY_DIRS)
+        if not any(part in path for part in _LIBRARY_DIRS):
+            return True
+        if record.levelno < logging.WARNING:
+            return False
+        try:
+            message = record.getMessage()
+        except Exception:  # pylint: disable=broad-except; a malformed record is not ours to fix
+            return True
+        return 'deprecat' not in message.lower()
 
 
 _FILTER = _DropLibraryInfo()

@@ -427,6 +427,8 @@ def _clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
 import tensorflow_datasets as tfds  # noqa: E402  (heavy import kept next to its only user)
 from etils import epath  # noqa: E402
 
+from tracking.logs import is_terminal  # noqa: E402
+
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / 'work' / 'tfds'
 
 
@@ -549,6 +551,8 @@ def load_synthetic(split: str, data_dir: str | None = None, num_sequences: int |
         raise ValueError(f'load_synthetic: unknown split {split!r}; choose one of '
                          f'{sorted(SPLIT_SEED_OFFSETS)}')
     builder = SyntheticTracking(data_dir=data_dir or default_data_dir(), config=config)
+    if not is_terminal():  # TFDS's own bars would write a line per refresh into a log file
+        tfds.disable_progress_bar()
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         compute_stats=tfds.download.ComputeStatsMode.SKIP))
     dataset = builder.as_dataset(split=split, shuffle_files=False,
