@@ -3,7 +3,6 @@
 Every comparison is exact (np.array_equal on uint8). The random tests run thousands of boxes in
 one jitted vmap call per setting and count the cases; see docs/architecture.md (device crops).
 """
-import math
 
 import cv2
 import jax
