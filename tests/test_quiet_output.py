@@ -71,7 +71,13 @@ QUIET_SCRIPT = textwrap.dedent('''
                                'library info', None, None)
     logging.getLogger('absl').handle(record)
     logging.getLogger('absl').handle(logging.LogRecord(
-        'absl', logging.WARNING, '/x/site-packages/orbax/checkpoint/a.py', 1, 'library warning',
+        'absl', logging.WARNING, '/x/site-packages/etils/a.py', 1, 'library warning',
+        None, None))
+    logging.getLogger('absl').handle(logging.LogRecord(
+        'absl', logging.WARNING, '/x/site-packages/orbax/checkpoint/a.py', 1,
+        'Given directory is read only', None, None))
+    logging.getLogger('absl').handle(logging.LogRecord(
+        'absl', logging.ERROR, '/x/site-packages/orbax/checkpoint/a.py', 1, 'orbax error',
         None, None))
     logging.getLogger('absl').handle(logging.LogRecord(
         'absl', logging.WARNING, '/x/site-packages/tensorflow_datasets/core/features/f.py', 72,
@@ -95,10 +101,11 @@ def test_quiet_silences_libraries_not_us():
                             text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    for expected in ('library warning', 'our info', 'our deprecated', 'our user warning', 'done'):
+    for expected in ('library warning', 'orbax error', 'our info', 'our deprecated',
+                     'our user warning', 'done'):
         assert expected in output, (expected, output)
     for hidden in ('tf python warning', 'library info', 'jax info', 'lib deprecated',
-                   'lib future', 'rebuild TensorFlow', 'FeatureConnector'):
+                   'lib future', 'rebuild TensorFlow', 'FeatureConnector', 'read only'):
         assert hidden not in output, (hidden, output)
 
 

@@ -12,7 +12,10 @@ before TensorFlow, JAX or orbax are imported. It silences the libraries' chatter
   site-packages / dist-packages), and the 'jax' / 'orbax' loggers (absl's app.run sets the root
   logger to INFO), and their logged deprecation notices (e.g. tensorflow_datasets'
   '`FeatureConnector.dtype` is deprecated', a WARNING record). Their other warnings and errors
-  still show, and so do this project's INFO logs.
+  still show, and so do this project's INFO logs;
+* orbax's WARNING records too: they describe options our checkpoint code sets on purpose
+  ('CheckpointManagerOptions.read_only=True, setting create=False', 'Given directory is read
+  only', 'Waiting for previous save to complete took 1.2 seconds'). Orbax errors still show.
 
 Every other warning and log record, in particular warnings from this project's code, is untouched.
 
@@ -41,8 +44,8 @@ _CHATTY_LOGGERS = ('jax', 'orbax', 'tensorflow_datasets')
 
 
 class _DropLibraryInfo(logging.Filter):
-    """Drops records below WARNING, and deprecation notices below ERROR, emitted from installed
-    libraries' source files (absl logging routes every library's records through the one 'absl'
+    """Drops records below WARNING, and orbax's and deprecation notices below ERROR, emitted
+    from installed libraries' source files (absl logging routes every library's records through the one 'absl'
     logger, so the logger name does not tell whose they are; the file does)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -51,7 +54,7 @@ class _DropLibraryInfo(logging.Filter):
         path = record.pathname.replace('\\', '/')
         if not any(part in path for part in _LIBRARY_DIRS):
             return True
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING or '/orbax/' in path:
             return False
         try:
             message = record.getMessage()
@@ -76,7 +79,7 @@ def quiet() -> None:
         warnings.filterwarnings('default', category=category, module=OUR_MODULES)
     logging.getLogger('tensorflow').setLevel(logging.ERROR)
     for name in _CHATTY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.ERROR if name == 'orbax' else logging.WARNING)
     absl_logger = logging.getLogger('absl')
     if _FILTER not in absl_logger.filters:
         absl_logger.addFilter(_FILTER)
