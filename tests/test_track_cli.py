@@ -151,9 +151,23 @@ def test_cli_errors_exit_with_one_line(tmp_path):
                            ('100,5,5,5', 'outside the first frame')):
         result = _run(['track.py', '--config', 'configs/grm.py:tiny', '--input', str(video),
                        '--init', init, '--out', str(tmp_path / 'o.mp4')])
-        assert result.returncode != 0
+        assert result.returncode == 2
         assert expected in result.stderr and 'Traceback' not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     result = _run(['track.py', '--config', 'configs/grm.py:tiny', '--input',
                    str(tmp_path / 'missing'), '--init', INIT, '--out', str(tmp_path / 'o.mp4')])
-    assert result.returncode != 0 and 'missing' in result.stderr
+    assert result.returncode == 2 and 'missing' in result.stderr
+    assert not (tmp_path / 'o.mp4').exists()
+
+
+def test_checkpoint_of_another_model_is_one_error(tmp_path):
+    from tracking.checkpoint import save_variables
+    save_variables(str(tmp_path / 'ckpt'), {'params': {'dense': {'kernel': np.zeros((2, 3))}}})
+    video = _write_video(tmp_path / 'v.mp4', num_frames=2)
+    result = _run(['track.py', '--config', 'configs/grm.py:tiny', '--input', str(video),
+                   '--init', INIT, '--out', str(tmp_path / 'o.mp4'),
+                   '--checkpoint', str(tmp_path / 'ckpt')])
+    assert result.returncode == 2, result.stderr
+    assert 'cannot load --checkpoint' in result.stderr and 'ckpt' in result.stderr
+    assert 'Traceback' not in result.stderr
     assert not (tmp_path / 'o.mp4').exists()

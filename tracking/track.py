@@ -252,7 +252,9 @@ _PROGRESS = flags.DEFINE_bool('progress', True, 'Show a progress bar.')
 
 
 def _fail(message: str):
-    raise SystemExit(f'track.py: error: {message}')
+    """One `track.py: error: ...` line on stderr, exit status 2 (as train.py / eval.py)."""
+    from tracking.config import usage_error
+    usage_error('track.py', message)
 
 
 def boxes_path(out: str, boxes: str | None) -> Path:
@@ -280,7 +282,7 @@ def main(argv) -> None:
     config = _CONFIG.value
     try:
         variables, _ = load_variables(config, _CHECKPOINT.value)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         _fail(f'cannot load --checkpoint: {e}')
     tracker = make_tracker(config, variables, _SETTINGS.value)
 
@@ -299,7 +301,8 @@ def run() -> None:
     """Entry point of track.py and `python -m tracking.track`."""
     from tracking.logs import quiet
     quiet()
-    app.run(main)
+    from tracking.config import parse_flags_or_exit
+    app.run(main, flags_parser=parse_flags_or_exit)
 
 
 if __name__ == '__main__':

@@ -22,15 +22,25 @@ def untrained_variables(config) -> dict[str, Any]:
     return jax.device_get(task.init_variables(jax.random.PRNGKey(int(config.seed))))
 
 
-def load_variables(config, checkpoint: str | None) -> tuple[dict[str, Any], bool]:
+def load_variables(config, checkpoint: str | None,
+                   config_name: str | None = None) -> tuple[dict[str, Any], bool]:
     """(variables, trained): `checkpoint` (a converted-model folder or a training workdir)
-    restored, or, when checkpoint is None/empty, `untrained_variables(config)` with a warning.
+    restored and checked against the model of `config`, or, when checkpoint is None/empty,
+    `untrained_variables(config)` with a warning.
 
-    Raises FileNotFoundError naming the folder when `checkpoint` does not exist.
+    Raises FileNotFoundError naming the folder when `checkpoint` does not exist, and ValueError
+    naming the checkpoint and `config_name` (default '<tracker>:<variant>') when its variables
+    do not fit the config's model (tracking.checkpoint.check_variables_match).
     """
     if checkpoint:
-        from tracking.checkpoint import restore_variables
-        return restore_variables(checkpoint), True
+        from tracking.checkpoint import check_variables_match, restore_variables
+        from tracking.tracker import expected_variables
+        variables = restore_variables(checkpoint)
+        expected = expected_variables(config)
+        if expected is not None:
+            name = config_name or f'{config.tracker}:{config.get("variant", "")}'.rstrip(':')
+            check_variables_match(variables, expected, checkpoint, name)
+        return variables, True
     logger.warning('no checkpoint given: using the untrained %s model (seed %s); its boxes are '
                    'not meaningful', config.tracker, config.seed)
     return untrained_variables(config), False
