@@ -341,11 +341,11 @@ def test_tracker_tiny_runs_and_validates(tiny):
         box = grm.track(frame)
         assert box.shape == (4,) and np.all(np.isfinite(box))
         assert box[0] >= 0 and box[0] <= 150 and box[2] >= 10 and box[3] >= 10
-    # Another threshold reuses the same compiled forward (threshold is a traced argument).
+    # Another threshold reuses the same compiled step (the threshold is traced, in the state).
     other = tracker.GRMTracker(config, variables, threshold=0.0)
     other.initialize(frame, [50.0, 40.0, 30.0, 20.0])
     other.track(frame)
-    assert tracker.make_forward(config).jitted._cache_size() == 1
+    assert tracker.jitted_fns(config)[1]._cache_size() == 1
 
 
 @pytest.mark.parametrize('variant, num_keys, feat', [('tiny', 152, 8), ('vitb_256', 296, 16),

@@ -1,16 +1,20 @@
 """Numerical parity with the official GRM (ViT-B-256) on the shared reference bundle.
 
 The official state_dict is rebuilt from manifest.tsv + params_1d.npz + the bundle's fill rule,
-converted with grm_jax.convert.from_official, and run through one jitted forward (shared with
-the tracker, so ViT-B compiles once). Tolerances: /work/shared/reference/README.md.
+converted with grm_jax.convert.from_official, and run through the tracker's jitted network
+forward; the 40-frame track runs the functional tracker (grm_jax.tracker_fns) as one
+jax.jit(track_video) for both thresholds, the GRMTracker class on its first frames.
+Tolerances: /work/shared/reference/README.md.
 """
 
 import jax
 import numpy as np
 import pytest
 
+import grm_jax
 from configs.grm import get_config
 from grm_jax import convert, tracker
+from tracking.api import track_video
 from tracking.images import load_image
 
 from helpers import SHARED, reference_state_dict
@@ -18,6 +22,7 @@ from helpers import SHARED, reference_state_dict
 BUNDLE = SHARED / 'reference' / 'grm_vitb_256'
 FRAMES = SHARED / 'data' / 'sequences' / 'vot' / 'bag'
 NUM_FRAMES = 40
+CLASS_FRAMES = 4                 # the class path: frames 1..3
 
 pytestmark = pytest.mark.shared(BUNDLE / 'manifest.tsv', what='GRM reference bundle')
 
@@ -94,15 +99,39 @@ def frames(require_shared):
     return [load_image(p) for p in paths]
 
 
+@pytest.fixture(scope='module')
+def track(official):
+    """jit(track_video) of grm_jax.tracker_fns with the threshold traced: one compilation."""
+    config, _, _ = official
+
+    def run(variables, frames, frame_hw, box0, threshold):
+        return track_video(grm_jax.tracker_fns(config, threshold), variables, frames, frame_hw,
+                           box0)
+    return jax.jit(run)
+
+
 @pytest.mark.parametrize('threshold, key', [(0.0, 'boxes_argmax'), (0.4, 'boxes_thr04')])
-def test_track_40_frames(official, forward, frames, threshold, key):
-    config, _, variables = official
+def test_track_40_frames(official, frames, track, threshold, key):
+    """The functional tracker (device crops and post-processing, one lax.scan) on 40 frames."""
+    _, _, variables = official
     ref = np.load(BUNDLE / 'track.npz')
-    grm = tracker.GRMTracker(config, variables, threshold=threshold)
-    grm.initialize(frames[0], ref['init_box'])
-    boxes = [ref['init_box']] + [grm.track(frame) for frame in frames[1:]]
-    deviation = np.abs(np.array(boxes) - ref[key]).max(axis=1)
+    video = np.stack(frames)
+    boxes, scores = track(variables, video, np.array(video.shape[1:3], np.int32),
+                          ref['init_box'], threshold)
+    deviation = np.abs(np.asarray(boxes, np.float64) - ref[key]).max(axis=1)
     worst = int(np.argmax(deviation))
     print(f'parity {key}: worst frame {worst}, {deviation[worst]:.2g} px')  # with -s
     assert deviation.max() <= 0.01, f'{key}: frame {worst} off by {deviation[worst]:.4g} px'
-    assert tracker.make_forward(config).jitted._cache_size() == 1     # compiled once
+    assert np.all((scores > 0) & (scores <= 1))
+    assert track._cache_size() == 1     # compiled once for both thresholds
+
+
+def test_class_tracker_first_frames(official, frames):
+    """GRMTracker (the adapter over the same step) on the first frames, threshold 0.4."""
+    config, _, variables = official
+    ref = np.load(BUNDLE / 'track.npz')
+    grm = tracker.GRMTracker(config, variables, threshold=0.4)
+    grm.initialize(frames[0], ref['init_box'])
+    boxes = [grm.track(frame) for frame in frames[1:CLASS_FRAMES]]
+    deviation = np.abs(np.array(boxes) - ref['boxes_thr04'][1:CLASS_FRAMES]).max()
+    assert deviation <= 0.01, f'GRMTracker: off by {deviation:.4g} px'
