@@ -1,14 +1,17 @@
-"""pysot checkpoints (model.pth state_dicts) -> Flax variables of `siam.model.SiamRPN`.
+"""pysot checkpoints (model.pth state_dicts) -> Flax variables of `siam.model.SiamRPN`, or of
+`siam.siamattn.SiamAttn` when the config's model.arch is 'siamattn' (configs/siamattn.py).
 
 The Flax tree mirrors pysot's module names: a Flax path maps to a PyTorch key by turning a
 trailing `_<digits>` of a module name into `.<digits>` (`layer2_0` -> `layer2.0`,
 `head_3` -> `head.3`) and the leaf names as below. Conv kernels go from (O, I, kh, kw) to
-(kh, kw, I, O). `*.num_batches_tracked` entries are ignored. The `alexnetlegacy` backbone
-(config model.backbone.name) keeps pysot's single `features` Sequential: `layer{L}_{0,1}` map to
-`backbone.features.{i}` (see siam.backbones.alexnet.LEGACY_INDEX); `alexnet` keeps
-`backbone.layer{L}.{0,1}`.
+(kh, kw, I, O), linear weights from (O, I) to (I, O), ConvTranspose2d weights
+(`transpose_kernel`) from (I, O, kh, kw) to (kh, kw, I, O). `*.num_batches_tracked` entries are
+ignored. The `alexnetlegacy` backbone (config model.backbone.name) keeps pysot's single
+`features` Sequential: `layer{L}_{0,1}` map to `backbone.features.{i}` (see
+siam.backbones.alexnet.LEGACY_INDEX); `alexnet` keeps `backbone.layer{L}.{0,1}`.
 
 CLI: python -m siam.convert IN.pth OUT_DIR --config configs/siamrpn.py:r50_l234
+     python -m siam.convert IN.pth OUT_DIR --config configs/siamattn.py:r50_l234
 (IN may also be a .npz of the state_dict; .pth files are read without torch by
 `tracking.torch_pickle.load_weights`.)
 """
@@ -31,6 +34,8 @@ _LEAF_NAMES = {
     ('params', 'scale'): 'weight',
     ('params', 'cls_weight'): 'cls_weight',
     ('params', 'loc_weight'): 'loc_weight',
+    ('params', 'gamma'): 'gamma',                  # SiamAttn DSA gains (1,)
+    ('params', 'transpose_kernel'): 'weight',      # ConvTranspose2d (I, O, kh, kw)
     ('batch_stats', 'mean'): 'running_mean',
     ('batch_stats', 'var'): 'running_var',
 }
@@ -107,13 +112,40 @@ def to_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
-def _to_flax_layout(key: str, value: np.ndarray, leaf: str) -> np.ndarray:
-    if leaf == 'kernel':
-        if value.ndim != 4:
-            raise ValueError(f'state_dict[{key!r}]: expected a 4-D conv weight (O, I, kh, kw), '
+def _to_flax_layout(key: str, value: np.ndarray, leaf: str, ndim: int) -> np.ndarray:
+    """ndim: the Flax variable's rank (4: conv kernel, 2: Dense kernel)."""
+    if leaf == 'kernel' and ndim == 2:
+        if value.ndim != 2:
+            raise ValueError(f'state_dict[{key!r}]: expected a 2-D linear weight (O, I), '
                              f'got shape {value.shape}')
-        return np.transpose(value, (2, 3, 1, 0))
+        return np.transpose(value)
+    if leaf in ('kernel', 'transpose_kernel'):
+        if value.ndim != 4:
+            raise ValueError(f'state_dict[{key!r}]: expected a 4-D conv weight '
+                             f'({"I, O" if leaf == "transpose_kernel" else "O, I"}, kh, kw), '
+                             f'got shape {value.shape}')
+        return np.transpose(value, (2, 3, 0, 1) if leaf == 'transpose_kernel' else (2, 3, 1, 0))
     return value
+
+
+def _to_torch_layout(value: np.ndarray, leaf: str) -> np.ndarray:
+    """The inverse of _to_flax_layout."""
+    if leaf == 'kernel' and value.ndim == 2:
+        return np.transpose(value)
+    if leaf == 'kernel':
+        return np.transpose(value, (3, 2, 0, 1))
+    if leaf == 'transpose_kernel':
+        return np.transpose(value, (2, 3, 0, 1))
+    return value
+
+
+def _variable_shapes(model_config):
+    """The Flax variable tree of the configured model: SiamAttn when model.arch is
+    'siamattn' (configs/siamattn.py), SiamRPN++ otherwise."""
+    from siam import siamattn
+    if siamattn.is_siamattn(model_config):
+        return siamattn.variable_shapes(model_config)
+    return variable_shapes(model_config)
 
 
 def from_official(state_dict, config) -> dict:
@@ -124,7 +156,7 @@ def from_official(state_dict, config) -> dict:
     Raises ValueError naming every missing key, unexpected key, or shape mismatch.
     """
     model_config = _model_section(config)
-    shapes = variable_shapes(model_config)
+    shapes = _variable_shapes(model_config)
     available = {k: v for k, v in state_dict.items() if not k.endswith(_IGNORED_SUFFIX)}
     missing, mismatched, used = [], [], set()
     leaves = []
@@ -138,7 +170,7 @@ def from_official(state_dict, config) -> dict:
         used.add(key)
         value = to_numpy(available[key])
         try:
-            value = _to_flax_layout(key, value, path[-1])
+            value = _to_flax_layout(key, value, path[-1], len(spec.shape))
         except ValueError as error:
             mismatched.append(str(error))
             leaves.append(None)
@@ -171,16 +203,14 @@ def to_official(variables, config=None) -> dict:
     state_dict = {}
     for key_path, value in jax.tree_util.tree_flatten_with_path(variables)[0]:
         path = path_names(key_path)
-        value = np.asarray(value)
-        if path[-1] == 'kernel':
-            value = np.transpose(value, (3, 2, 0, 1))
-        state_dict[official_key(path, config)] = value
+        state_dict[official_key(path, config)] = _to_torch_layout(np.asarray(value), path[-1])
     return state_dict
 
 
 def main(argv=None) -> None:
     """python -m siam.convert IN.pth OUT_DIR --config configs/siamrpn.py:r50_l234"""
-    convert_main(argv, 'Convert a pysot SiamRPN++ model.pth to an orbax checkpoint.',
+    convert_main(argv, 'Convert a pysot SiamRPN++ or SiamAttn model.pth to an orbax checkpoint '
+                 '(the config says which model).',
                  'configs/siamrpn.py:r50_l234', from_official)
 
 
