@@ -9,7 +9,6 @@ JAX_NUM_PROCESSES / JAX_PROCESS_ID, or JAX_DISTRIBUTED_AUTO=1) every process run
 """
 from __future__ import annotations
 
-import logging as std_logging
 import os
 import signal
 import sys
@@ -23,18 +22,10 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'output folder (checkpoints, Ten
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-class _QuietOrbax:
-    """Log filter dropping orbax's INFO chatter (dozens of lines per checkpoint)."""
-
-    def filter(self, record) -> bool:
-        return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
-
-
 def main(argv):
     if len(argv) > 1:
         from tracking.config import usage_error
         usage_error(argv[0], f'unexpected arguments: {argv[1:]}')
-    logging.get_absl_handler().addFilter(_QuietOrbax())
     from tracking.train.sharding import maybe_initialize_distributed
     maybe_initialize_distributed()
     from tracking.train.loop import train

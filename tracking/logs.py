@@ -35,7 +35,7 @@ from typing import Any, Iterable
 import tqdm
 
 # Modules whose warnings are ours: never silenced.
-OUR_MODULES = r'(tracking|grm_jax|siam|__main__)(\..*)?$'
+OUR_MODULES = r'(tracking|grm_jax|siam|roam|__main__)(\..*)?$'
 _LIBRARY_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
