@@ -10,8 +10,11 @@ Layouts (`out_dir` is the benchmark's results folder, e.g. `results/OTB100`):
   the toolkit ignores when computing speed). Upload: zip of the `<tracker>` folder's content.
 * TrackingNet: `<out_dir>/<tracker>/<seq>.txt` (%.2f, comma); upload: flat zip of the files.
 * VOT reset protocol: `<out_dir>/<tracker>/baseline/<seq>/<seq>_001.txt` (codes or %.4f boxes),
-  written and read by tracking.eval.vot (which uses `atomic_write_text` from here); VOT scored
-  one-pass ('vot-ope') uses the OPE layout.
+  one line per frame: the integer code, or the box as comma-separated `%.4f` values (of the
+  value as a C float, like PySOT's `vot_float2str`), plus `<seq>_001_time.value` (seconds per
+  frame, 0 where not run); `write_vot_records` / `read_vot_records` (the VOT toolkit and PySOT
+  read these files; only repetition 001 is written and read). VOT scored one-pass ('vot-ope')
+  uses the OPE layout.
 
 Files are written to a temporary name and renamed with `os.replace`, so a killed run never
 leaves a truncated file under the final name (GOT-10k: the time file first, the box file last).
@@ -22,9 +25,14 @@ import os
 import re
 import tempfile
 import zipfile
+from typing import Any, Sequence as Seq
 from pathlib import Path
 
 import numpy as np
+
+from tracking.eval.region import is_code
+
+Record = Any  # a VOT record: int code or [4] / [2k] float64 array
 
 OPE_BENCHMARKS = ('otb', 'uav123', 'nfs', 'lasot', 'lasot_ext', 'tnl2k', 'synthetic')
 _ALIASES = {'otb100': 'otb', 'otb2015': 'otb', 'uav': 'uav123', 'nfs30': 'nfs',
@@ -226,3 +234,90 @@ def zip_results(out_dir, benchmark: str, tracker_name: str, zip_path=None) -> Pa
 def zip_trackingnet(out_dir, tracker_name: str, zip_path=None) -> Path:
     """Flat zip of `<out_dir>/<tracker_name>/<seq>.txt` for the TrackingNet server."""
     return zip_results(out_dir, 'trackingnet', tracker_name, zip_path)
+
+
+# --- VOT reset-protocol records -----------------------------------------------------------------
+
+def vot_result_path(out_dir, tracker_name: str, seq_name: str) -> Path:
+    """`<out_dir>/<tracker>/baseline/<seq>/<seq>_001.txt`."""
+    return Path(out_dir) / tracker_name / 'baseline' / seq_name / f'{seq_name}_001.txt'
+
+
+def vot_time_path(box_path) -> Path:
+    """`<seq>_001.txt` -> `<seq>_001_time.value` beside it."""
+    box_path = Path(box_path)
+    return box_path.with_name(box_path.stem + '_time.value')
+
+
+def format_vot_record(record: Record) -> str:
+    """One result line: the integer code, or comma-separated %.4f of the values as C floats."""
+    if is_code(record):
+        return str(int(np.reshape(record, -1)[0]))
+    values = np.asarray(record, np.float32).reshape(-1)
+    return ','.join('%.4f' % float(v) for v in values)
+
+
+def write_vot_records(out_dir, tracker_name: str, seq_name: str, records: Seq[Record],
+                  times=None) -> Path:
+    """Writes the time file, then the box file, each atomically; returns the box file path."""
+    path = vot_result_path(out_dir, tracker_name, seq_name)
+    times = np.zeros(len(records)) if times is None else np.asarray(times, np.float64)
+    if times.shape != (len(records),):
+        raise ValueError(f'{seq_name}: times must be [{len(records)}], got {times.shape}')
+    atomic_write_text(vot_time_path(path), ''.join('%.6f\n' % t for t in times))
+    atomic_write_text(path, ''.join(format_vot_record(r) + '\n' for r in records))
+    return path
+
+
+def parse_vot_records(text: str, source: str = '<string>') -> list:
+    """Result lines -> records: an int code for a 1-value line, else a float64 array of 4 or an
+    even number >= 6 of values. A line with NaN values stays a region of numbers, as PySOT reads
+    it (`list(map(float, line.split(',')))`); its overlap is 0 (`region_overlap`), so it lowers
+    A and the EAO instead of being skipped, and it is not a failure. Blank trailing lines are
+    ignored; anything else malformed is a ValueError naming `source` and the 1-based line."""
+    lines = text.lstrip('\ufeff').splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        fields = [f for f in _SPLIT.split(line.strip()) if f]
+        try:
+            values = [float(f) for f in fields]
+            if len(values) == 1:
+                if values[0] != int(values[0]):
+                    raise ValueError
+                records.append(int(values[0]))
+            elif len(values) == 4 or (len(values) >= 6 and len(values) % 2 == 0):
+                records.append(np.asarray(values, np.float64))
+            else:
+                raise ValueError
+        except (ValueError, OverflowError):
+            raise ValueError(f'{source}, line {number}: expected an integer code or 4 / an even '
+                             f'number >= 6 of comma-separated values, got {line!r}') from None
+    return records
+
+
+def read_vot_records(path) -> list:
+    """Reads a VOT result file (ours, PySOT's or the VOT toolkit's text format)."""
+    path = Path(path)
+    return parse_vot_records(path.read_text(), str(path))
+
+
+def vot_is_done(out_dir, tracker_name: str, seq_name: str, num_frames: int) -> bool:
+    """True when the sequence's result file exists with exactly `num_frames` non-empty lines."""
+    path = vot_result_path(out_dir, tracker_name, seq_name)
+    if not path.is_file():
+        return False
+    with open(path) as f:
+        return sum(1 for line in f if line.strip()) == num_frames
+
+
+def find_vot_result_file(results_dir, seq_name: str) -> Path | None:
+    """A tracker folder's result file for `seq_name`: `baseline/<seq>/<seq>_001.txt` (VOT
+    toolkit, PySOT) or `<seq>/<seq>_001.txt`; None if neither exists."""
+    results_dir = Path(results_dir)
+    for candidate in (results_dir / 'baseline' / seq_name / f'{seq_name}_001.txt',
+                      results_dir / seq_name / f'{seq_name}_001.txt'):
+        if candidate.is_file():
+            return candidate
+    return None

@@ -9,7 +9,7 @@ restarted run scores every finished sequence. `score_results` scores existing re
 loaded (bad ground truth, named with file and line) is one failure, the others run and are scored.
 
 VOT ('vot', 'vot2016', 'vot2017', 'vot2018', 'vot2019') runs the supervised reset protocol and
-scores A/R/EAO (tracking.eval.vot); the year picks the EAO interval (plain 'vot': VOT2018's).
+scores A/R/EAO (tracking.eval.vot_protocol, vot_scoring); the year picks the EAO interval (plain 'vot': VOT2018's).
 'vot-ope' runs and scores the same sequences one-pass like OTB (AUC / precision).
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ from tracking.data.benchmarks import canonical_benchmark
 from tracking.data.sequence import Sequence
 from tracking.eval import metrics as metrics_lib
 from tracking.eval import results as results_lib
-from tracking.eval import vot as vot_lib
+from tracking.eval import vot_protocol
+from tracking.eval import vot_scoring
 from tracking.tracker import FrameReader, Tracker, run_sequence
 from tracking.logs import progress as progress_bar
 
@@ -82,7 +83,7 @@ def result_folder(benchmark: str) -> str:
         return 'VOT-OPE'
     if is_vot_supervised(benchmark):
         key = _normalise(benchmark)
-        return (vot_lib.DEFAULT_YEAR if key == 'vot' else key).upper()
+        return (vot_scoring.DEFAULT_YEAR if key == 'vot' else key).upper()
     return RESULT_FOLDERS[canonical_benchmark(benchmark)]
 
 
@@ -204,7 +205,7 @@ def score_results(results_dirs: Seq[str], sequences: Seq[SequenceOrEntry], bench
       basename.
     sequences: Sequences or (name, loader) entries (see `load_sequences`; one that cannot be
       loaded is logged and left out, and appended to `load_failures` when that list is given).
-    eao_convention: VOT only, 'pysot' or 'vot-toolkit' (see tracking.eval.vot.eao).
+    eao_convention: VOT only, 'pysot' or 'vot-toolkit' (see tracking.eval.vot_scoring.eao).
     Returns {tracker name: (per_sequence {seq: metrics}, summary)}. Sequences without a result
     file are logged and left out; a tracker with no scorable sequence is logged and left out.
     Raises FileNotFoundError for a folder that does not exist.
@@ -219,8 +220,8 @@ def score_results(results_dirs: Seq[str], sequences: Seq[SequenceOrEntry], bench
     for directory, name in zip(results_dirs, _tracker_names(results_dirs)):
         if is_vot_supervised(benchmark):
             def read(sequence, directory=directory):
-                path = vot_lib.find_result_file(directory, sequence.name)
-                return None if path is None else vot_lib.read_records(path)
+                path = results_lib.find_vot_result_file(directory, sequence.name)
+                return None if path is None else results_lib.read_vot_records(path)
 
             per_sequence, summary, failures, missing = score_vot_sequences(
                 read, sequences, benchmark, eao_convention)
@@ -349,7 +350,7 @@ def score_vot_sequences(read_records: Callable[[Sequence], list | None], sequenc
     read_records(sequence) -> records list or None when the sequence has no result file.
     The EAO interval comes from the benchmark name (vot2016 ... vot2019; plain vot: VOT2018).
     """
-    interval = vot_lib.eao_interval(_normalise(benchmark))
+    interval = vot_scoring.eao_interval(_normalise(benchmark))
     per_sequence, failures, missing = {}, [], []
     for sequence in sequences:
         try:
@@ -357,11 +358,11 @@ def score_vot_sequences(read_records: Callable[[Sequence], list | None], sequenc
             if records is None:
                 missing.append(sequence.name)
                 continue
-            per_sequence[sequence.name] = vot_lib.score_sequence(
-                records, vot_lib.ground_truth_regions(sequence), vot_lib.image_size(sequence))
+            per_sequence[sequence.name] = vot_scoring.score_sequence(
+                records, vot_protocol.ground_truth_regions(sequence), vot_protocol.image_size(sequence))
         except (ValueError, OSError) as e:
             failures.append(SequenceFailure(sequence.name, f'cannot score results: {e}'))
-    summary = (vot_lib.vot_summary(per_sequence, interval, eao_convention)
+    summary = (vot_scoring.vot_summary(per_sequence, interval, eao_convention)
                if per_sequence else None)
     return per_sequence, summary, failures, missing
 
@@ -372,17 +373,17 @@ def evaluate_vot(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence
                  ) -> tuple[dict, dict | None, list[SequenceFailure]]:
     """`evaluate_tracker` for VOT: reset protocol, `<out_dir>/<tracker>/baseline/<seq>/
     <seq>_001.txt` files (restartable, atomic), A/R/EAO scored from the files on disk."""
-    vot_lib.eao_interval(_normalise(benchmark))  # An unknown year fails before any run.
+    vot_scoring.eao_interval(_normalise(benchmark))  # An unknown year fails before any run.
     sequences, load_failures = load_sequences(sequences)
 
     def is_done(sequence):
-        return vot_lib.is_done(out_dir, tracker_name, sequence.name, len(sequence))
+        return results_lib.vot_is_done(out_dir, tracker_name, sequence.name, len(sequence))
 
     def run_one(tracker, sequence):
-        records, times = vot_lib.run_supervised(tracker, sequence, read_frame=FrameReader())
-        vot_lib.write_records(out_dir, tracker_name, sequence.name, records, times)
+        records, times = vot_protocol.run_supervised(tracker, sequence, read_frame=FrameReader())
+        results_lib.write_vot_records(out_dir, tracker_name, sequence.name, records, times)
         logger.info('%s: %d frames, %d failure(s), %.1f fps', sequence.name, len(sequence),
-                    len(vot_lib.failure_frames(records)), metrics_lib.mean_fps(times))
+                    len(vot_scoring.failure_frames(records)), metrics_lib.mean_fps(times))
 
     failures = _run_pending(tracker_factory, sequences, is_done, run_one,
                             f'{tracker_name} on {benchmark}', progress)
@@ -390,7 +391,7 @@ def evaluate_vot(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence
     def read(sequence):
         if not is_done(sequence):
             return None
-        return vot_lib.read_records(vot_lib.result_path(out_dir, tracker_name, sequence.name))
+        return results_lib.read_vot_records(results_lib.vot_result_path(out_dir, tracker_name, sequence.name))
 
     per_sequence, summary, score_failures, missing = score_vot_sequences(
         read, sequences, benchmark, eao_convention)
