@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-_F32 = jnp.float32
+SAMPLES_PER_PART = 4      # sample grid per bin and axis (mmdetection's default)
 
 
 def c_round(v):
@@ -91,26 +91,26 @@ def deform_conv2d(x, offset, kernel, stride: int = 1, padding: int = 1, dilation
     return jnp.einsum('bhwkc,kco->bhwo', cols, weights, precision=precision)
 
 
-def roi_bins(rois, spatial_scale: float, out_size: int):
-    """The kernel's RoI geometry in float32: rois [R, 5] (batch index, x1, y1, x2, y2 in input
-    pixels) -> dict of [R] arrays start_w, start_h (map pixels), width, height (>= 0.1),
-    bin_w, bin_h, sub_w, sub_h (bin / 4)."""
-    rois = jnp.asarray(rois, _F32)
-    scale = _F32(spatial_scale)
-    start_w = c_round(rois[:, 1]) * scale - _F32(0.5)
-    start_h = c_round(rois[:, 2]) * scale - _F32(0.5)
-    end_w = (c_round(rois[:, 3]) + _F32(1)) * scale - _F32(0.5)
-    end_h = (c_round(rois[:, 4]) + _F32(1)) * scale - _F32(0.5)
-    width = jnp.maximum(end_w - start_w, _F32(0.1))
-    height = jnp.maximum(end_h - start_h, _F32(0.1))
-    bin_w = width / _F32(out_size)
-    bin_h = height / _F32(out_size)
+def roi_bins(rois, spatial_scale: float, out_size: int, dtype=jnp.float32):
+    """The kernel's RoI geometry, in `dtype` (float32: the official kernels' arithmetic):
+    rois [R, 5] (batch index, x1, y1, x2, y2 in input pixels) -> dict of [R] arrays start_w,
+    start_h (map pixels), width, height (>= 0.1), bin_w, bin_h, sub_w, sub_h (bin / 4), in the
+    kernel's order: start = round(x1) * scale - 0.5, end = (round(x2) + 1) * scale - 0.5,
+    width = max(end - start, 0.1), bin = width / P, sub = bin / 4."""
+    t = jnp.dtype(dtype).type
+    rois = jnp.asarray(rois).astype(dtype)
+    scale = t(spatial_scale)
+    start_w = c_round(rois[:, 1]) * scale - t(0.5)
+    start_h = c_round(rois[:, 2]) * scale - t(0.5)
+    end_w = (c_round(rois[:, 3]) + t(1)) * scale - t(0.5)
+    end_h = (c_round(rois[:, 4]) + t(1)) * scale - t(0.5)
+    width = jnp.maximum(end_w - start_w, t(0.1))
+    height = jnp.maximum(end_h - start_h, t(0.1))
+    bin_w = width / t(out_size)
+    bin_h = height / t(out_size)
     return dict(start_w=start_w, start_h=start_h, width=width, height=height, bin_w=bin_w,
-                bin_h=bin_h, sub_w=bin_w / _F32(SAMPLES_PER_PART),
-                sub_h=bin_h / _F32(SAMPLES_PER_PART))
+                bin_h=bin_h, sub_w=bin_w / t(SAMPLES_PER_PART), sub_h=bin_h / t(SAMPLES_PER_PART))
 
-
-SAMPLES_PER_PART = 4
 
 
 def deform_roi_pool(features, rois, offsets, spatial_scale: float, out_size: int,
@@ -126,15 +126,18 @@ def deform_roi_pool(features, rois, offsets, spatial_scale: float, out_size: int
     pw * bin_w + start_w + dx * trans_std * width (same for h with dy) and averages the samples
     at start + i * bin / 4, i = 0..3 on each axis that lie inside [-0.5, W - 0.5] x
     [-0.5, H - 0.5] (clamped to [0, W - 1] x [0, H - 1], floor/ceil bilinear); 0 if none does.
+    Positions are computed in the features' dtype (float32: exactly the kernel's arithmetic).
     Returns [R, P, P, C]. R and P are static; the batch index is rounded toward zero.
     """
     b, h, w, c = features.shape
-    rois = jnp.asarray(rois, _F32)
+    dtype = features.dtype
+    t = jnp.dtype(dtype).type
+    rois = jnp.asarray(rois)
     if rois.ndim != 2 or rois.shape[1] != 5:
         raise ValueError(f'deform_roi_pool: rois must be [R, 5], got {rois.shape}')
     r, p, s = rois.shape[0], out_size, SAMPLES_PER_PART
-    g = roi_bins(rois, spatial_scale, out_size)
-    bins = jnp.arange(p, dtype=_F32)
+    g = roi_bins(rois, spatial_scale, out_size, dtype)
+    bins = jnp.arange(p, dtype=dtype)
     wstart = bins[None, None, :] * g['bin_w'][:, None, None] + g['start_w'][:, None, None]
     hstart = bins[None, :, None] * g['bin_h'][:, None, None] + g['start_h'][:, None, None]
     wstart = jnp.broadcast_to(wstart, (r, p, p))
@@ -143,11 +146,11 @@ def deform_roi_pool(features, rois, offsets, spatial_scale: float, out_size: int
         if offsets.shape != (r, p, p, 2):
             raise ValueError(f'deform_roi_pool: offsets must be {(r, p, p, 2)}, got '
                              f'{offsets.shape}')
-        std = _F32(trans_std)
-        offsets = offsets.astype(_F32)
+        std = t(trans_std)
+        offsets = offsets.astype(dtype)
         wstart = wstart + (offsets[..., 0] * std) * g['width'][:, None, None]
         hstart = hstart + (offsets[..., 1] * std) * g['height'][:, None, None]
-    steps = jnp.arange(s, dtype=_F32)
+    steps = jnp.arange(s, dtype=dtype)
     # [R, P, P, S(ih), S(iw)]
     sw = wstart[..., None, None] + steps[None, None, None, None, :] * g['sub_w'][:, None, None,
                                                                                 None, None]
@@ -169,7 +172,7 @@ def deform_roi_pool(features, rois, offsets, spatial_scale: float, out_size: int
         return _gather_rows(flat, (yy * w + xx).reshape(r, -1)).reshape(r, p, p, s, s, c)
 
     # bilinear_interp's order: (1-dx)(1-dy) v11 + (1-dx) dy v12 + dx (1-dy) v21 + dx dy v22.
-    one = _F32(1)
+    one = t(1)
     val = (((one - dx) * (one - dy))[..., None] * value(y0, x0)
            + ((one - dx) * dy)[..., None] * value(y1, x0)
            + (dx * (one - dy))[..., None] * value(y0, x1)
