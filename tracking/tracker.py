@@ -227,6 +227,42 @@ register_tracker('siamrpn', _build_siamrpn, _siamrpn_abstract_variables)
 register_tracker('static', _build_static)
 
 
+def static_tracker_fns():
+    """StaticTracker as tracking.api.TrackerFns: state = the initial box ([4] float32), every step
+    returns it (score 1)."""
+    import jax.numpy as jnp
+
+    from tracking.api import TrackerFns
+
+    def init(variables, frame, frame_hw, box_xywh):
+        del variables, frame, frame_hw
+        return jnp.asarray(box_xywh, jnp.float32)
+
+    def step(variables, state, frame, frame_hw):
+        del variables, frame, frame_hw
+        return state, {'box': state, 'score': jnp.ones((), jnp.float32)}
+
+    return TrackerFns(init, step)
+
+
+def make_tracker_fns(config, variables, benchmark: str):
+    """(tracking.api.TrackerFns, variables prepared for them) of the tracker named by
+    config.tracker with its settings for `benchmark` (what `make_tracker`'s class runs; used by
+    eval.py --batch_sequences). config None means the static baseline. Raises ValueError for a
+    tracker without pure functions."""
+    name = 'static' if config is None else config.tracker
+    if name == 'static':
+        return static_tracker_fns(), variables
+    if name == 'grm':
+        from grm_jax.functional import tracker_fns
+        return tracker_fns(config, benchmark_threshold(config, benchmark)), variables
+    if name == 'siamrpn':
+        from siam.functional import prepare_variables, tracker_fns
+        return tracker_fns(config), prepare_variables(config, variables)
+    raise ValueError(f'tracker {name!r} (config.tracker) has no TrackerFns for batched '
+                     f'evaluation; known: grm, siamrpn, static')
+
+
 def make_tracker(config, variables, benchmark: str) -> Tracker:
     """Builds the tracker named by `config.tracker` with its settings for `benchmark`.
 

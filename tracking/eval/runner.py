@@ -244,9 +244,11 @@ def score_results(results_dirs: Seq[str], sequences: Seq[SequenceOrEntry], bench
     return scored
 
 
-def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[SequenceOrEntry],
+def evaluate_tracker(tracker_factory: Callable[[], Tracker] | None,
+                     sequences: Seq[SequenceOrEntry],
                      benchmark: str, out_dir: str, tracker_name: str, progress: bool = True,
-                     eao_convention: str = 'pysot'
+                     eao_convention: str = 'pysot', *, batch_sequences: int | None = None,
+                     fns_factory: Callable | None = None
                      ) -> tuple[dict, dict | None, list[SequenceFailure]]:
     """Runs a tracker over `sequences`, writing `<out_dir>/<tracker_name>/...` result files.
 
@@ -258,6 +260,10 @@ def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequ
     tracker_factory: () -> Tracker, called once, and only if some sequence still has to run;
       the tracker is re-initialised on every sequence. An error raised by the factory propagates.
     out_dir: the benchmark's results folder (e.g. `<out>/results/OTB100`).
+    batch_sequences: None runs one sequence at a time through tracker_factory's Tracker; N >= 1
+      runs N sequences at once through fns_factory() -> (tracking.api.TrackerFns, variables)
+      (tracking.eval.batched: continuous batching, same result files, same restart and failure
+      handling; tracker_factory is then not used).
     Returns (per_sequence {seq: metrics}, summary or None, failures: those that could not be
     loaded, run or scored, in that order). The summary is None when
     nothing could be scored, e.g. for test splits without public ground truth (GOT-10k test,
@@ -265,7 +271,8 @@ def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequ
     """
     if is_vot_supervised(benchmark):
         return evaluate_vot(tracker_factory, sequences, benchmark, out_dir, tracker_name,
-                            progress, eao_convention)
+                            progress, eao_convention, batch_sequences=batch_sequences,
+                            fns_factory=fns_factory)
     layout_benchmark = protocol_benchmark(benchmark)
     sequences, load_failures = load_sequences(sequences)
 
@@ -273,15 +280,17 @@ def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequ
         return results_lib.is_done(out_dir, layout_benchmark, tracker_name, sequence.name,
                                    len(sequence))
 
-    def run_one(tracker, sequence):
-        boxes, times = run_sequence(tracker, sequence)
+    def write(sequence, boxes, times):
         results_lib.write_sequence(out_dir, layout_benchmark, tracker_name, sequence.name,
                                    boxes, times)
         logger.info('%s: %d frames, %.1f fps', sequence.name, len(sequence),
                     metrics_lib.mean_fps(times[1:]))
 
-    failures = _run_pending(tracker_factory, sequences, is_done, run_one,
-                            f'{tracker_name} on {benchmark}', progress)
+    def run_one(tracker, sequence):
+        write(sequence, *run_sequence(tracker, sequence))
+
+    failures = _run_all(tracker_factory, fns_factory, batch_sequences, 'ope', sequences, is_done,
+                        run_one, write, f'{tracker_name} on {benchmark}', progress)
 
     with_gt = [s for s in sequences if has_public_ground_truth(s)]
     if len(with_gt) < len(sequences):
@@ -298,6 +307,21 @@ def evaluate_tracker(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequ
     for failure in score_failures:
         logger.error('%s', failure)
     return per_sequence, summary, load_failures + failures + score_failures
+
+
+def _run_all(tracker_factory, fns_factory, batch_sequences: int | None, protocol: str,
+             sequences: Seq[Sequence], is_done: Callable[[Sequence], bool],
+             run_one: Callable[[Tracker, Sequence], None], write: Callable, description: str,
+             progress: bool) -> list[SequenceFailure]:
+    """The sequences still to run, one at a time (`_run_pending`, batch_sequences None) or N at
+    once (tracking.eval.batched.run_pending_batched with write(sequence, records, times))."""
+    if batch_sequences is None:
+        return _run_pending(tracker_factory, sequences, is_done, run_one, description, progress)
+    if fns_factory is None:
+        raise ValueError('batch_sequences needs fns_factory () -> (TrackerFns, variables)')
+    from tracking.eval import batched  # Late: batched imports JAX.
+    return batched.run_pending_batched(fns_factory, sequences, is_done, write, protocol,
+                                       description, progress, batch_sequences)
 
 
 def _run_pending(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence],
@@ -367,9 +391,11 @@ def score_vot_sequences(read_records: Callable[[Sequence], list | None], sequenc
     return per_sequence, summary, failures, missing
 
 
-def evaluate_vot(tracker_factory: Callable[[], Tracker], sequences: Seq[SequenceOrEntry],
+def evaluate_vot(tracker_factory: Callable[[], Tracker] | None,
+                 sequences: Seq[SequenceOrEntry],
                  benchmark: str, out_dir: str, tracker_name: str, progress: bool = True,
-                 eao_convention: str = 'pysot'
+                 eao_convention: str = 'pysot', *, batch_sequences: int | None = None,
+                 fns_factory: Callable | None = None
                  ) -> tuple[dict, dict | None, list[SequenceFailure]]:
     """`evaluate_tracker` for VOT: reset protocol, `<out_dir>/<tracker>/baseline/<seq>/
     <seq>_001.txt` files (restartable, atomic), A/R/EAO scored from the files on disk."""
@@ -379,14 +405,16 @@ def evaluate_vot(tracker_factory: Callable[[], Tracker], sequences: Seq[Sequence
     def is_done(sequence):
         return results_lib.vot_is_done(out_dir, tracker_name, sequence.name, len(sequence))
 
-    def run_one(tracker, sequence):
-        records, times = vot_protocol.run_supervised(tracker, sequence, read_frame=FrameReader())
+    def write(sequence, records, times):
         results_lib.write_vot_records(out_dir, tracker_name, sequence.name, records, times)
         logger.info('%s: %d frames, %d failure(s), %.1f fps', sequence.name, len(sequence),
                     len(vot_scoring.failure_frames(records)), metrics_lib.mean_fps(times))
 
-    failures = _run_pending(tracker_factory, sequences, is_done, run_one,
-                            f'{tracker_name} on {benchmark}', progress)
+    def run_one(tracker, sequence):
+        write(sequence, *vot_protocol.run_supervised(tracker, sequence, read_frame=FrameReader()))
+
+    failures = _run_all(tracker_factory, fns_factory, batch_sequences, 'vot', sequences, is_done,
+                        run_one, write, f'{tracker_name} on {benchmark}', progress)
 
     def read(sequence):
         if not is_done(sequence):
