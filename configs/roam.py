@@ -1,0 +1,131 @@
+"""ROAM (tyyyang/ROAM) configurations: `get_config(arg)`, arg one of VARIANTS.
+
+Use as `--config configs/roam.py:vgg16`. `vgg16` holds the official model, meta-training and
+tracker values (config.py of the official code; /work/shared/specs/roam.md); `tiny` has small
+widths and crops (CPU tests and the synthetic meta-training demo). docs/roam.md.
+"""
+import ml_collections
+
+VARIANTS = ('vgg16', 'tiny')
+
+
+def _model(**kw):
+    m = ml_collections.ConfigDict(dict(
+        vgg_channels=(64, 64, 128, 128, 256, 256, 256, 512, 512, 512),  # conv1_1 .. conv4_3
+        feat_channels=512,          # relu4_3 width
+        rgb_mean=(123.68, 116.779, 103.939),   # subtracted from RGB 0..255, no division
+        cf_channels=64,             # 1x1 compression of each branch
+        base_filter_size=(21, 21),  # (fw, fh) of the stored filters
+        # Static side K of the warped filters (odd; aspect 1/4.59 .. 4.59 fits at 45; larger
+        # filter sides are clamped to K; docs/roam.md).
+        max_filter_size=45,
+        filter_scale=1.5,
+        cell_size=4,                # feature stride
+        base_target_size=56,        # target side (px) the crop normalises to
+        search_scale=5,             # window = search_scale * sqrt(w h), forced odd
+        crop_size=281,              # base window: base_target_size * search_scale, forced odd
+        map_size=71,                # label / feature map side: ceil(crop_size / cell_size)
+        output_sigma_factor=0.1,
+        alpha=0.2,                  # Gaussian label exp(-alpha ((x/sx)^2 + (y/sy)^2))
+        anchor_pos_num=32,          # positive anchors per frame (global top-k over the batch)
+        lstm_hidden=20,
+        lstm_layers=2,
+        lstm_bias_init=-10.0,       # Linear(20 -> 1) bias: initial rate sigmoid(-10)
+        meta_lr_init=1e-6,          # lambda0 initial value
+        theta_init_scale=1e-5,      # theta0 ~ N(0, 1) / sqrt(fan) * 1e-5
+        grad_preprocess_p=10.0,
+        precision='highest',
+    ))
+    m.update(kw)
+    return m
+
+
+def _train(**kw):
+    t = ml_collections.ConfigDict(dict(
+        look_ahead=5,               # tau: frames per update window
+        time_step=6,                # 1 first-frame step (lambda0) + 5 LSTM steps
+        clip_length=31,             # 1 init frame + time_step * look_ahead frames
+        init_aug_ratios=(1.0, 0.8, 1.2),
+        init_aug_scales=(1.0, 0.8, 1.2),
+        aug_ratios_range=(0.8, 1.2),
+        aug_scales_range=(0.8, 1.2),
+        offset_range=112,           # random crop shift U[-112, 112) patch px per axis
+        rand_scale_radius_cf=1.6,   # Random Filter Scaling exp(kappa U(-1, 1))
+        rand_scale_radius_reg=1.3,
+        meta_init_lr=1e-6,          # Adam on theta0, lambda0
+        meta_opt_lr=1e-3,           # Adam on the LSTM + linear
+        meta_init_grad_clip=10.0,   # element-wise clamp before the Adam step
+        meta_opt_grad_clip=1.0,
+        lr_decay=0.5,
+        lr_decay_every_epochs=5,
+        num_epochs=20,
+        batch_size=16,
+        seed=42,
+    ))
+    t.update(kw)
+    return t
+
+
+def _test(**kw):
+    t = ml_collections.ConfigDict(dict(
+        score_penalty_factor=0.05,
+        motion_sigma_factor=0.5,    # loose window: 2x
+        n_init_updates=1,
+        n_online_updates=2,
+        update_interval=5,
+        n_update_batch=5,
+        max_db_size=10,
+        size_decay=0.6,
+        handle_drift=True,
+        miss_thres=0.1,
+        reliable_thres=0.6,
+        min_size=10.0,
+    ))
+    t.update(kw)
+    return t
+
+
+def _data(**kw):
+    d = ml_collections.ConfigDict(dict(
+        datasets=('imagenet_vid',),
+        ratios=(1.0,),
+        min_track_length=50,
+        roots=ml_collections.ConfigDict(dict(imagenet_vid='', got10k='', lasot='',
+                                             synthetic='')),
+        index_cache='',
+        num_parallel_calls=8,
+        prefetch=2,
+    ))
+    d.update(kw)
+    return d
+
+
+def get_config(arg: str = 'vgg16') -> ml_collections.ConfigDict:
+    arg = arg or 'vgg16'
+    if arg not in VARIANTS:
+        raise ValueError(f'configs/roam.py: unknown variant {arg!r}; choose one of {VARIANTS}')
+    c = ml_collections.ConfigDict()
+    c.tracker = 'roam'
+    c.variant = arg
+    c.seed = 42
+    c.model = _model()
+    c.train = _train()
+    c.test = _test()
+    c.data = _data()
+    if arg == 'tiny':
+        # Same geometry rules at a quarter of the target size: 81 px crops, 21x21 maps,
+        # 7x7 base filters, narrow VGG (random, trained) and 8-channel compression.
+        c.model.vgg_channels = (8, 8, 16, 16, 16, 16, 16, 32, 32, 32)
+        c.model.feat_channels = 32
+        c.model.cf_channels = 8
+        c.model.base_filter_size = (7, 7)
+        c.model.max_filter_size = 15
+        c.model.base_target_size = 16
+        c.model.crop_size = 81
+        c.model.map_size = 21
+        c.model.anchor_pos_num = 8
+        c.train.offset_range = 32
+        c.train.batch_size = 4
+        c.data.datasets = ('synthetic',)
+        c.data.num_parallel_calls = 2
+    return c
