@@ -6,7 +6,8 @@ section 4. Per level, with weights shared by the template Z [B, 7, 7, C] and the
 X [B, 31, 31, C]:
 
     A_z = channel_affinity(Z), A_x = channel_affinity(X)
-    Z' = PAM(Z) + CAM_Use(Z, A_z) + CAM_Use(Z, A_x),  X' = PAM(X) + CAM_Use(X, A_x) + CAM_Use(X, A_z)
+    Z' = PAM(Z) + CAM_Use(Z, A_z) + CAM_Use(Z, A_x)
+    X' = PAM(X) + CAM_Use(X, A_x) + CAM_Use(X, A_z)
     Z_out = DCN(Z'), X_out = DCN(X')
 
 Each of the three terms carries its own residual (with every gain 0 the sum is 3 x input), and

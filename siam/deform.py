@@ -16,7 +16,6 @@ interpolated, the bin the mean of its counted samples (0 if none).
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -35,8 +34,9 @@ def c_round(v):
 
 
 def _gather_rows(flat, index):
-    """flat [B, N, C], index [B, M] int32 -> [B, M, C]."""
-    return jnp.take_along_axis(flat, index[..., None], axis=1, mode='clip')
+    """flat [N, C], index int32 [...] (in range) -> [..., C]. One gather from the whole map
+    (batch folded into the rows), so its gradient is one scatter-add into [N, C]."""
+    return jnp.take(flat, index, axis=0, mode='clip')
 
 
 def deform_conv2d(x, offset, kernel, stride: int = 1, padding: int = 1, dilation: int = 1,
@@ -76,12 +76,13 @@ def deform_conv2d(x, offset, kernel, stride: int = 1, padding: int = 1, dilation
     hy, hx = 1 - ly, 1 - lx
     y0, x0 = y0f.astype(jnp.int32), x0f.astype(jnp.int32)
     y1, x1 = y0 + 1, x0 + 1
-    flat = x.reshape(b, h * w, c)
+    flat = x.reshape(b * h * w, c)
+    image = jnp.arange(b, dtype=jnp.int32)[:, None, None, None] * (h * w)
 
     def corner(yy, xx):
         valid = inside & (yy >= 0) & (yy <= h - 1) & (xx >= 0) & (xx <= w - 1)
-        index = jnp.clip(yy, 0, h - 1) * w + jnp.clip(xx, 0, w - 1)
-        values = _gather_rows(flat, index.reshape(b, -1)).reshape(b, ho, wo, taps, c)
+        index = image + jnp.clip(yy, 0, h - 1) * w + jnp.clip(xx, 0, w - 1)
+        values = _gather_rows(flat, index)                                 # [B, Ho, Wo, K, C]
         return jnp.where(valid[..., None], values, jnp.zeros((), x.dtype))
 
     # val = w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4, left to right, as deformable_im2col_bilinear.
@@ -128,6 +129,8 @@ def deform_roi_pool(features, rois, offsets, spatial_scale: float, out_size: int
     [-0.5, H - 0.5] (clamped to [0, W - 1] x [0, H - 1], floor/ceil bilinear); 0 if none does.
     Positions are computed in the features' dtype (float32: exactly the kernel's arithmetic).
     Returns [R, P, P, C]. R and P are static; the batch index is rounded toward zero.
+    Four gathers of every sample, summed in the kernel's order; the gradient w.r.t. the features
+    is a scatter-add per sample and channel (slow in XLA:CPU, see docs/siamattn.md).
     """
     b, h, w, c = features.shape
     dtype = features.dtype
@@ -151,14 +154,11 @@ def deform_roi_pool(features, rois, offsets, spatial_scale: float, out_size: int
         wstart = wstart + (offsets[..., 0] * std) * g['width'][:, None, None]
         hstart = hstart + (offsets[..., 1] * std) * g['height'][:, None, None]
     steps = jnp.arange(s, dtype=dtype)
-    # [R, P, P, S(ih), S(iw)]
-    sw = wstart[..., None, None] + steps[None, None, None, None, :] * g['sub_w'][:, None, None,
-                                                                                None, None]
-    sh = hstart[..., None, None] + steps[None, None, None, :, None] * g['sub_h'][:, None, None,
-                                                                                None, None]
-    sw = jnp.broadcast_to(sw, (r, p, p, s, s))
-    sh = jnp.broadcast_to(sh, (r, p, p, s, s))
-    counted = (sw >= -0.5) & (sw <= w - 0.5) & (sh >= -0.5) & (sh <= h - 0.5)
+    # Per axis [R, P(ph), P(pw), S]: x depends on iw only, y on ih only.
+    sw = wstart[..., None] + steps * g['sub_w'][:, None, None, None]
+    sh = hstart[..., None] + steps * g['sub_h'][:, None, None, None]
+    counted_w = (sw >= -0.5) & (sw <= w - 0.5)
+    counted_h = (sh >= -0.5) & (sh <= h - 0.5)
     sw = jnp.clip(sw, 0, w - 1)
     sh = jnp.clip(sh, 0, h - 1)
     x0f, y0f = jnp.floor(sw), jnp.floor(sh)
@@ -166,10 +166,16 @@ def deform_roi_pool(features, rois, offsets, spatial_scale: float, out_size: int
     x1, y1 = jnp.ceil(sw).astype(jnp.int32), jnp.ceil(sh).astype(jnp.int32)
     dx, dy = sw - x0f, sh - y0f
     batch = jnp.clip(rois[:, 0].astype(jnp.int32), 0, b - 1)
-    flat = features.reshape(b, h * w, c)[batch]                               # [R, HW, C]
+    zero = jnp.zeros((), dtype)
+    # The kernel's sample grid [R, P, P, S(ih), S(iw)].
+    counted = counted_h[..., :, None] & counted_w[..., None, :]
+    x0, x1, dx = (v[..., None, :] for v in (x0, x1, dx))
+    y0, y1, dy = (v[..., :, None] for v in (y0, y1, dy))
+    flat = features.reshape(b * h * w, c)
+    image = batch[:, None, None, None, None] * (h * w)
 
     def value(yy, xx):
-        return _gather_rows(flat, (yy * w + xx).reshape(r, -1)).reshape(r, p, p, s, s, c)
+        return _gather_rows(flat, image + yy * w + xx)                       # [R, P, P, S, S, C]
 
     # bilinear_interp's order: (1-dx)(1-dy) v11 + (1-dx) dy v12 + dx (1-dy) v21 + dx dy v22.
     one = t(1)
@@ -177,10 +183,11 @@ def deform_roi_pool(features, rois, offsets, spatial_scale: float, out_size: int
            + ((one - dx) * dy)[..., None] * value(y1, x0)
            + (dx * (one - dy))[..., None] * value(y0, x1)
            + (dx * dy)[..., None] * value(y1, x1))
-    val = jnp.where(counted[..., None], val, jnp.zeros((), features.dtype))
-    total = jnp.zeros((r, p, p, c), features.dtype)
+    val = jnp.where(counted[..., None], val, zero)
+    total = jnp.zeros((r, p, p, c), dtype)
     for ih in range(s):            # the kernel's accumulation order (ih outer, iw inner)
         for iw in range(s):
             total = total + val[:, :, :, ih, iw]
-    count = jnp.sum(counted, axis=(3, 4)).astype(features.dtype)[..., None]
-    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.zeros((), features.dtype))
+    count = jnp.sum(counted, axis=(3, 4)).astype(dtype)[..., None]
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), zero)
+

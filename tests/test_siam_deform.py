@@ -214,6 +214,14 @@ def test_deform_roi_pool_keeps_a_sample_exactly_on_the_skip_boundary():
     assert np.max(np.abs(ours[0, :, 3] - in_double[0, :, 3])) > 1e-2
 
 
+def test_deform_roi_pool_rejects_bad_arguments():
+    features = np.zeros((1, 5, 5, 2), F32)
+    with pytest.raises(ValueError, match='rois must be'):
+        deform_roi_pool(features, np.zeros((2, 4), F32), None, 0.25, 2)
+    with pytest.raises(ValueError, match='offsets must be'):
+        deform_roi_pool(features, np.zeros((2, 5), F32), np.zeros((2, 3, 3, 2), F32), 0.25, 2)
+
+
 def test_c_round_is_half_away_from_zero():
     values = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 0.49999997, -0.49999997, 127.5, 3.2], F32)
     np.testing.assert_array_equal(np.asarray(c_round(jnp.asarray(values))),

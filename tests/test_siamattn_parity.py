@@ -14,7 +14,7 @@ import pytest
 
 from configs.siamattn import get_config
 from siam.convert import from_official
-from siam.deform import c_round
+from siam.deform import c_round, deform_conv2d
 from siam.siamattn import build_model
 
 from helpers import SHARED, reference_state_dict
@@ -159,3 +159,99 @@ def test_roi_corners_round_half_away_from_zero(reference):
     ties = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 0.49999997, 249.5], np.float32)
     np.testing.assert_array_equal(np.asarray(c_round(jnp.asarray(ties))),
                                   [1, 2, 3, -1, -3, 0, 250])
+
+
+# --- small unit checks (no reference data needed) -------------------------------------------
+
+def test_tiny_model_shapes_and_converter_round_trip():
+    from siam.convert import to_official
+    from siam.siamattn import dummy_inputs, variable_shapes
+
+    config = get_config('tiny')
+    shapes = variable_shapes(config.model)
+    assert set(shapes) == {'params', 'batch_stats'}     # no sown intermediates
+    rng = np.random.default_rng(0)
+    variables = jax.tree_util.tree_map(
+        lambda spec: rng.standard_normal(spec.shape).astype(spec.dtype), shapes)
+    state_dict = to_official(variables)
+    assert state_dict['mask_head.upsample.weight'].shape == (16, 16, 4, 4)      # (I, O, kh, kw)
+    assert state_dict['bbox_head.tail_det.0.weight'].shape == (32, 16 * 4 * 4)  # (O, I)
+    assert state_dict['feature_enhance.pams.0.gamma'].shape == (1,)
+    restored = from_official(state_dict, config)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, restored, variables)
+    del state_dict['feature_enhance.cam_uses.2.gamma']
+    with pytest.raises(ValueError, match='feature_enhance.cam_uses.2.gamma'):
+        from_official(state_dict, config)
+
+    model = build_model(config.model)
+    z, x, box_rois, mask_rois = dummy_inputs(config.model, batch=2, rois=3)
+    out = jax.eval_shape(lambda v: model.apply(v, z, x, box_rois, mask_rois), shapes)
+    assert out['cls'].shape == (2, 25, 25, 10) and out['loc'].shape == (2, 25, 25, 20)
+    assert out['box_features'].shape == (2, 25, 25, 16)
+    assert out['mask_features'].shape == (2, 63, 63, 16)
+    assert out['box']['deltas'].shape == (3, 4) and out['box']['offsets'].shape == (3, 4, 4, 2)
+    assert out['mask']['logits'].shape == (3, 64, 64, 1)
+
+
+def test_dsa_with_zero_gains_is_dcn_of_three_times_the_input():
+    """With every gain 0 (the official init) each of the three terms is its residual, so the
+    level's output is DCN(3 x input); with gains the attention terms are live."""
+    from siam.attention import FeatureEnhance
+
+    rng = np.random.default_rng(1)
+    zs = (jnp.asarray(rng.standard_normal((1, 3, 3, 8)), jnp.float32),)
+    xs = (jnp.asarray(rng.standard_normal((1, 6, 6, 8)), jnp.float32),)
+    module = FeatureEnhance(in_channels=(8,))
+    variables = module.init(jax.random.PRNGKey(0), zs, xs)
+    params = jax.tree_util.tree_map(lambda v: v, variables['params'])   # a mutable copy
+    params['deform_convs_0']['conv_offset']['bias'] = jnp.asarray(
+        rng.uniform(-1, 1, 18), jnp.float32)                  # non-zero offsets
+    apply = jax.jit(module.apply)
+    (z_out,), (x_out,) = apply({'params': params}, zs, xs)
+    kernel = params['deform_convs_0']['kernel']
+    for inp, out in ((zs[0], z_out), (xs[0], x_out)):
+        offsets = jnp.broadcast_to(params['deform_convs_0']['conv_offset']['bias'],
+                                   inp.shape[:3] + (18,))
+        # The offset conv's kernel is zero-initialised: offsets are its bias everywhere.
+        np.testing.assert_allclose(np.asarray(out),
+                                   np.asarray(deform_conv2d(3 * inp, offsets, kernel)),
+                                   rtol=1e-5, atol=1e-5)
+    params['cam_uses_0']['gamma'] = jnp.ones(1)
+    (z_live,), _ = apply({'params': params}, zs, xs)
+    assert float(jnp.max(jnp.abs(z_live - z_out))) > 1e-2
+
+
+def test_channel_affinity_is_softmax_of_minus_gram():
+    from siam.attention import channel_affinity
+
+    x = np.random.default_rng(2).standard_normal((1, 4, 5, 6)).astype(np.float32)
+    f = x.reshape(20, 6).astype(np.float64)
+    gram = f.T @ f
+    expected = np.exp(-gram - np.max(-gram, axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(channel_affinity(jnp.asarray(x)))[0], expected,
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_align_corners_resize_and_transposed_conv():
+    from siam.refine import PatchConvTranspose, resize_align_corners
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 5, 4, 2)).astype(np.float32)
+    out = np.asarray(resize_align_corners(jnp.asarray(x), 9))
+    # align_corners: corners map to corners; output (2, 2) sits at source (1.0, 0.75).
+    np.testing.assert_allclose(out[0, [0, -1]][:, [0, -1]], x[0, [0, -1]][:, [0, -1]], atol=1e-6)
+    expected = 0.25 * x[0, 1, 0] + 0.75 * x[0, 1, 1]
+    np.testing.assert_allclose(out[0, 2, 2], expected, rtol=1e-5)
+    # Downsampling 125 -> 63 takes every other pixel exactly (scale 2, no antialiasing).
+    big = rng.standard_normal((1, 125, 125, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(resize_align_corners(jnp.asarray(big), 63)),
+                               big[:, ::2, ::2], atol=1e-6)
+
+    module = PatchConvTranspose(3, 4)
+    v = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 2, 3, 2)))
+    k, b = np.asarray(v['params']['transpose_kernel']), np.asarray(v['params']['bias'])
+    y = np.asarray(module.apply(v, jnp.asarray(x[:, :2, :3])))
+    # PyTorch ConvTranspose2d(stride = kernel = 4): y[4i + a, 4j + c] = sum_ch x[i, j] W[a, c].
+    assert y.shape == (1, 8, 12, 3)
+    np.testing.assert_allclose(y[0, 4 * 1 + 2, 4 * 2 + 3], x[0, 1, 2] @ k[2, 3] + b, rtol=1e-5)
