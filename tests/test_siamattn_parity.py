@@ -202,7 +202,7 @@ def test_dsa_with_zero_gains_is_dcn_of_three_times_the_input():
     zs = (jnp.asarray(rng.standard_normal((1, 3, 3, 8)), jnp.float32),)
     xs = (jnp.asarray(rng.standard_normal((1, 6, 6, 8)), jnp.float32),)
     module = FeatureEnhance(in_channels=(8,))
-    variables = module.init(jax.random.PRNGKey(0), zs, xs)
+    variables = jax.jit(module.init)(jax.random.PRNGKey(0), zs, xs)
     params = jax.tree_util.tree_map(lambda v: v, variables['params'])   # a mutable copy
     params['deform_convs_0']['conv_offset']['bias'] = jnp.asarray(
         rng.uniform(-1, 1, 18), jnp.float32)                  # non-zero offsets
@@ -214,7 +214,7 @@ def test_dsa_with_zero_gains_is_dcn_of_three_times_the_input():
                                    inp.shape[:3] + (18,))
         # The offset conv's kernel is zero-initialised: offsets are its bias everywhere.
         np.testing.assert_allclose(np.asarray(out),
-                                   np.asarray(deform_conv2d(3 * inp, offsets, kernel)),
+                                   np.asarray(jax.jit(deform_conv2d)(3 * inp, offsets, kernel)),
                                    rtol=1e-5, atol=1e-5)
     params['cam_uses_0']['gamma'] = jnp.ones(1)
     (z_live,), _ = apply({'params': params}, zs, xs)
