@@ -7,6 +7,8 @@ and every recorded array must lie within max|port - ref| <= 1e-4 x max(1, max|re
 README's bound; float64 against the float32 reference is 2.5e-5 on every array).
 The forward runs once per module (about a minute on two cores with compilation).
 """
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,6 +22,7 @@ from siam.siamattn import build_model
 from helpers import SHARED, reference_state_dict
 
 BUNDLE = SHARED / 'reference' / 'siamattn_r50_l234'
+ROOT = Path(__file__).resolve().parents[1]
 LEVELS = 3
 
 
@@ -191,6 +194,24 @@ def test_tiny_model_shapes_and_converter_round_trip():
     assert out['mask_features'].shape == (2, 63, 63, 16)
     assert out['box']['deltas'].shape == (3, 4) and out['box']['offsets'].shape == (3, 4, 4, 2)
     assert out['mask']['logits'].shape == (3, 64, 64, 1)
+
+
+def test_convert_cli_reads_a_siamattn_checkpoint(tmp_path):
+    """python -m siam.convert IN.npz OUT --config configs/siamattn.py:tiny -> SiamAttn variables."""
+    from siam import convert
+    from siam.siamattn import variable_shapes
+    from tracking.checkpoint import restore_variables
+
+    config = get_config('tiny')
+    rng = np.random.default_rng(5)
+    variables = jax.tree_util.tree_map(
+        lambda spec: rng.standard_normal(spec.shape).astype(spec.dtype),
+        variable_shapes(config.model))
+    np.savez(tmp_path / 'official.npz', **convert.to_official(variables))
+    convert.main([str(tmp_path / 'official.npz'), str(tmp_path / 'converted'),
+                  '--config', str(ROOT / 'configs' / 'siamattn.py') + ':tiny'])
+    restored = restore_variables(str(tmp_path / 'converted'))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, variables, restored)
 
 
 def test_dsa_with_zero_gains_is_dcn_of_three_times_the_input():
