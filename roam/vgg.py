@@ -13,6 +13,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 LAYER_NAMES = ('conv1_1', 'conv1_2', 'conv2_1', 'conv2_2', 'conv3_1', 'conv3_2', 'conv3_3',
                'conv4_1', 'conv4_2', 'conv4_3')
@@ -69,7 +70,15 @@ def vgg_features(params, x, channels=VGG16_CHANNELS):
     return jax.lax.stop_gradient(out)
 
 
-def init_params(key, channels=VGG16_CHANNELS, crop_size: int = 32):
-    """Random VGG parameters (Flax default init) of the given widths (tests, tiny configs)."""
-    x = jnp.zeros((1, crop_size, crop_size, 3), jnp.float32)
-    return VGG16Features(tuple(channels)).init(key, x)['params']
+def init_params(seed: int = 0, channels=VGG16_CHANNELS) -> dict:
+    """Random VGG parameters of the given widths (He-normal kernels, zero biases; numpy, so no
+    compilation): for tests and the tiny config, whose extractor is trained from scratch."""
+    rng = np.random.default_rng(seed)
+    params, fan_in = {}, 3
+    for name, width in zip(LAYER_NAMES, channels):
+        std = np.sqrt(2.0 / (9 * fan_in))
+        params[name] = {'kernel': (rng.standard_normal((3, 3, fan_in, width)) * std
+                                   ).astype(np.float32),
+                        'bias': np.zeros((width,), np.float32)}
+        fan_in = width
+    return params
