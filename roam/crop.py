@@ -18,7 +18,6 @@ It matches the host crop to float32 rounding (tests/test_roam_model.py measures 
 from __future__ import annotations
 
 import cv2
-import jax
 import jax.numpy as jnp
 import numpy as np
 

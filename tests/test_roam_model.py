@@ -15,7 +15,7 @@ from roam.convert import (MAT_INDICES, theta_from_flat, theta_to_flat, vgg_from_
                           vgg_from_torchvision)
 from roam.crop import (RGB_MEAN, crop_center, get_search_patch, search_patch_device,
                        search_window)
-from roam.vgg import LAYER_NAMES, VGG16Features, feature_size, init_params, vgg_features
+from roam.vgg import LAYER_NAMES, feature_size, init_params, vgg_features
 from tracking.images import load_image
 
 TINY = get_config('tiny')

@@ -16,7 +16,7 @@ from helpers import REFERENCE, reference_state_dict
 from roam import model as rm
 from roam.convert import from_official, theta_from_flat, theta_to_flat, to_official
 from roam.optim import CoordinatewiseLSTM, preprocess_gradients
-from roam.vgg import VGG16_CHANNELS, vgg_features
+from roam.vgg import vgg_features
 
 BUNDLE = REFERENCE / 'roam_vgg16'
 
@@ -98,38 +98,46 @@ def test_vgg_features(bundle):
 
 def test_forward_parity(bundle):
     """filter size, warped kernels, G, R, label, anchors, IoU, box targets, positives, losses
-    and the gradient w.r.t. the flat theta0, all from the bundle's feat (VGG checked above)."""
+    and the gradient w.r.t. the flat theta0, all from the bundle's feat (VGG checked above);
+    one jitted function, as a training step would run it."""
     fwd, config, theta0 = bundle['fwd'], bundle['config'], bundle['variables']['theta0']
     feats, label, box = _problem(bundle)
-    report = []
-    fs = rm.compute_filter_size(jnp.asarray(fwd['box'][2:]), config)
-    np.testing.assert_array_equal(np.asarray(fs)[None], fwd['filter_size'])
     k = config.model.max_filter_size
-    cf = rm.exact_warped_filter(theta0['cf']['filter']['kernel'], fs, k)
-    reg = rm.exact_warped_filter(theta0['reg']['filter']['kernel'], fs, k)
-    _check('cf_kernel', np.transpose(cf, (3, 2, 0, 1)), fwd['cf_kernel'], report)
-    _check('reg_kernel', np.transpose(reg, (3, 2, 0, 1)), fwd['reg_kernel'], report)
-    _check('label', rm.box_label(fwd['box'], config)[None, None, None], fwd['label'], report)
-    anchors = rm.make_anchors(fs, config)
-    np.testing.assert_array_equal(np.asarray(anchors), fwd['anchors'])
-    iou = rm.anchor_iou(anchors, box)[0]
-    np.testing.assert_array_equal(np.asarray(iou), fwd['iou'])
-    targets = rm.encode_boxes(anchors, box)
-    _check('box_targets', targets, fwd['box_targets'], report)
 
-    loss_fn = jax.jit(lambda t: rm.update_loss(t, feats, label, box, fs, config), )
-    (loss, aux), grad = jax.jit(jax.value_and_grad(
-        lambda t: rm.update_loss(t, feats, label, box, fs, config), has_aux=True))(theta0)
-    del loss_fn
-    np.testing.assert_array_equal(np.sort(np.asarray(aux['pos_idx'])), np.sort(fwd['pos_idx']))
-    _check('G', aux['G'][:, None, None], fwd['G'], report)
-    _check('R', aux['R'][None], fwd['R'], report)
-    _check('map_loss', aux['map_loss'], fwd['map_loss'], report)
-    _check('bbox_loss', aux['bbox_loss'], fwd['bbox_loss'], report)
+    @jax.jit
+    def forward(theta, feats, label, box):
+        fs = rm.compute_filter_size(box[0, 2:], config)
+        anchors = rm.make_anchors(fs, config)
+        (_, aux), grad = jax.value_and_grad(
+            lambda t: rm.update_loss(t, feats, label, box, fs, config), has_aux=True)(theta)
+        return dict(aux, fs=fs, anchors=anchors, iou=rm.anchor_iou(anchors, box)[0],
+                    targets=rm.encode_boxes(anchors, box), label=rm.box_label(box[0], config),
+                    cf=rm.warp_filter(theta['cf']['filter']['kernel'], fs, k),
+                    reg=rm.warp_filter(theta['reg']['filter']['kernel'], fs, k),
+                    grad=theta_to_flat(grad))
+
+    out = forward(theta0, feats, label, box)
+    report = []
+    fs = np.asarray(out['fs'])
+    np.testing.assert_array_equal(fs[None], fwd['filter_size'])
+    r0, c0 = k // 2 - fs[1] // 2, k // 2 - fs[0] // 2
+    for name in ('cf', 'reg'):
+        kernel = np.asarray(out[name])[r0:r0 + fs[1], c0:c0 + fs[0]]
+        _check(f'{name}_kernel', np.transpose(kernel, (3, 2, 0, 1)), fwd[f'{name}_kernel'],
+               report)
+    _check('label', out['label'][None, None, None], fwd['label'], report)
+    np.testing.assert_array_equal(np.asarray(out['anchors']), fwd['anchors'])
+    np.testing.assert_array_equal(np.asarray(out['iou']), fwd['iou'])
+    _check('box_targets', out['targets'], fwd['box_targets'], report)
+    np.testing.assert_array_equal(np.sort(np.asarray(out['pos_idx'])), np.sort(fwd['pos_idx']))
+    _check('G', out['G'][:, None, None], fwd['G'], report)
+    _check('R', out['R'][None], fwd['R'], report)
+    _check('map_loss', out['map_loss'], fwd['map_loss'], report)
+    _check('bbox_loss', out['bbox_loss'], fwd['bbox_loss'], report)
     for name in ('map_loss', 'bbox_loss'):
-        rel = abs(float(aux[name]) - float(fwd[name])) / abs(float(fwd[name]))
+        rel = abs(float(out[name]) - float(fwd[name])) / abs(float(fwd[name]))
         report.append(f'{name} rel {rel:.1e}')
-    _check('grad', theta_to_flat(grad), fwd['grad'], report)
+    _check('grad', out['grad'], fwd['grad'], report)
     print('\n' + '; '.join(report))
 
 
