@@ -9,7 +9,7 @@ flattened in PyTorch's (C, H, W) order.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -229,7 +229,3 @@ def pool_sizes(refine_config) -> tuple[int, int]:
     size = refine_config.roi_pool_size
     return size // 4, size
 
-
-__all__: Sequence[str] = ('ConvModule', 'FeatureFusion', 'DeformRoIPool', 'BoxHead', 'MaskHead',
-                          'PatchConvTranspose', 'resize_align_corners', 'resize_matrix',
-                          'flatten_chw', 'pool_sizes')
