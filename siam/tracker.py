@@ -1,89 +1,53 @@
-"""SiamRPN++ tracker (pysot `SiamRPNTracker`): template once, then per frame one search crop,
-anchor decoding, scale/ratio penalty, cosine window, size smoothing and clipping.
+"""SiamRPN++ tracker (pysot `SiamRPNTracker`) with the `initialize` / `track` protocol: a thin
+adapter over the pure functions of `siam.functional.tracker_fns` (one implementation).
 
-Frames come in as RGB uint8 [H, W, 3]; the official weights expect BGR 0..255 crops, so each
-frame is converted to BGR here before cropping (the padding colour is the BGR frame mean).
-Host-side maths is numpy with pysot's dtypes (float32 network outputs, float64 state).
+Frames come in as RGB uint8 [H, W, 3] (grey [H, W] / [H, W, 1] is repeated to 3 channels) and
+are checked here; the jitted `init` / `step` do the rest on the device (BGR conversion, crops,
+network, post-processing, float64 state). Nothing is padded: frame_hw is the frame's own size,
+so a new frame size compiles a new step.
 """
 from __future__ import annotations
 
-
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from siam.anchors import score_size, tracker_anchors
-from siam.model import SiamRPN, build_model, winograd_variables
+from siam.functional import cosine_window, geometry, prepare_variables, state_scope, tracker_fns
+from siam.model import SiamRPN, build_model
 from tracking.boxes import validate_box_xywh
-from tracking.subwindow import context_size, get_subwindow
 
-
-def _change(ratio):
-    return np.maximum(ratio, 1.0 / ratio)
-
-
-def cosine_window(size: int, anchor_num: int) -> np.ndarray:
-    """outer(hanning(S), hanning(S)), flattened row-major, tiled per anchor: [A*S*S] float64."""
-    hann = np.hanning(size)
-    return np.tile(np.outer(hann, hann).flatten(), anchor_num)
-
-
-def foreground_scores(cls: np.ndarray, anchor_num: int) -> np.ndarray:
-    """cls [S, S, 2A] logits (channel k * A + a) -> [A*S*S] float32 foreground softmax, index
-    a * S * S + y * S + x."""
-    logits = np.transpose(np.asarray(cls, np.float32), (2, 0, 1)).reshape(2, -1)
-    shifted = np.exp(logits - logits.max(axis=0, keepdims=True))
-    return shifted[1] / (shifted[0] + shifted[1])
-
-
-def decode_boxes(loc: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """loc [S, S, 4A] deltas (channel coord * A + a), anchors [A*S*S, 4] (cx, cy, w, h) ->
-    [4, A*S*S] float32 (cx, cy, w, h) in search-crop pixels relative to the crop centre."""
-    delta = np.transpose(np.asarray(loc, np.float32), (2, 0, 1)).reshape(4, -1)
-    boxes = np.empty_like(delta)
-    boxes[0] = delta[0] * anchors[:, 2] + anchors[:, 0]
-    boxes[1] = delta[1] * anchors[:, 3] + anchors[:, 1]
-    boxes[2] = np.exp(delta[2]) * anchors[:, 2]
-    boxes[3] = np.exp(delta[3]) * anchors[:, 3]
-    return boxes
+__all__ = ['SiamRPNTracker', 'cosine_window']
 
 
 class SiamRPNTracker:
-    """config: the full config (configs/siamrpn.py); variables: {'params', 'batch_stats'}.
+    """config: the full config (configs/siamrpn.py); variables: {'params', 'batch_stats'} of the
+    'xla' model (for test.conv_impl='winograd' they are transformed once, here).
 
     `initialize(frame, box_xywh)` then `track(frame) -> [4] float64 xywh`; `best_score` holds the
-    last frame's foreground score of the chosen anchor.
+    last frame's foreground score of the chosen anchor; `center` / `size` are pysot's state
+    ([2] float64, settable between frames).
     """
 
     def __init__(self, config, variables):
         self.config = config
         self.test = config.test
-        model_config = config.model
-        self.template_size = int(model_config.template_size)
-        # TRACK.INSTANCE_SIZE: the search crop while tracking (AlexNet: 287, trained on 255).
-        self.search_size = int(self.test.get('instance_size', None) or model_config.search_size)
-        self.anchor_num = int(model_config.rpn.anchor_num)
-        anchor = model_config.anchor
-        self.score_size = score_size(self.search_size, self.template_size, anchor.stride,
-                                     self.test.base_size)
-        self.anchors = tracker_anchors(self.score_size, anchor.stride, tuple(anchor.ratios),
-                                       tuple(anchor.scales))
-        if len(anchor.ratios) * len(anchor.scales) != self.anchor_num:
-            raise ValueError(f'SiamRPNTracker: {len(anchor.ratios)} ratios x {len(anchor.scales)} '
-                             f'scales != rpn.anchor_num {self.anchor_num}')
-        self.window = cosine_window(self.score_size, self.anchor_num)
-        conv_impl = self.test.get('conv_impl', 'xla')
-        model = build_model(model_config, conv_impl)
-        if conv_impl == 'winograd':
-            variables = winograd_variables(variables, model_config)
-        self.variables = jax.device_put(variables)
+        geo = geometry(config)
+        self.template_size, self.search_size = geo.template_size, geo.search_size
+        self.anchor_num, self.score_size = geo.anchor_num, geo.score_size
+        self.anchors, self.window = geo.anchors, geo.window
+        self.variables = jax.device_put(prepare_variables(config, variables))
+        self.fns = tracker_fns(config)
+        self._init = jax.jit(self.fns.init)
+        self._step = jax.jit(self.fns.step)
+        model = build_model(config.model, self.test.get('conv_impl', 'xla'))
         self._template_fn = jax.jit(
             lambda v, z: model.apply(v, z, method=SiamRPN.template_outputs))
         self._track_fn = jax.jit(
             lambda v, x, zf: model.apply(v, x, zf, method=SiamRPN.track_forward))
-        self.center = self.size = self.channel_average = self._zf = None
+        self.state = None
         self.best_score = float('nan')
 
-    # -- network -----------------------------------------------------------------------------
+    # -- network alone (parity tests, benchmarks) ----------------------------------------------
     def run_template(self, z_crops):
         """z_crops [B, 127, 127, 3] float32 (BGR 0..255) -> dict(backbone, neck) (NHWC tuples)."""
         return self._template_fn(self.variables, np.asarray(z_crops, np.float32))
@@ -93,82 +57,71 @@ class SiamRPNTracker:
         loc [B,S,S,4A], neck_x)."""
         return self._track_fn(self.variables, np.asarray(x_crops, np.float32), zf)
 
-    # -- tracking ----------------------------------------------------------------------------
-    def _context_size(self):
-        """sqrt(w_z h_z) with w_z = w + c (w + h), h_z = h + c (w + h) (unrounded, float64)."""
-        return context_size(self.size[0], self.size[1], self.test.context_amount)
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def center(self):
+        """pysot's center_pos (cx, cy): [2] float64, or None before initialize."""
+        return None if self.state is None else np.asarray(self.state['center'], np.float64)
 
+    @center.setter
+    def center(self, value):
+        self._set_state('center', value)
+
+    @property
+    def size(self):
+        """pysot's size (w, h): [2] float64, or None before initialize."""
+        return None if self.state is None else np.asarray(self.state['size'], np.float64)
+
+    @size.setter
+    def size(self, value):
+        self._set_state('size', value)
+
+    @property
+    def _zf(self):
+        """The template features with a batch axis (tuple of [1, 7, 7, C]), for run_track."""
+        return None if self.state is None else tuple(t[None] for t in self.state['template'])
+
+    def _set_state(self, key, value):
+        if self.state is None:
+            raise RuntimeError(f'SiamRPNTracker: set {key} after initialize')
+        value = np.asarray(value, np.float64).reshape(-1)
+        if value.shape != (2,) or not np.all(np.isfinite(value)):
+            raise ValueError(f'SiamRPNTracker: {key} must be 2 finite numbers, got {value}')
+        with state_scope(True):
+            self.state = dict(self.state, **{key: jnp.asarray(value, jnp.float64)})
+
+    # -- tracking ------------------------------------------------------------------------------
     def initialize(self, frame: np.ndarray, box_xywh) -> None:
         """frame [H, W, 3] uint8 RGB; box_xywh (x, y, w, h) in 0-based pixels."""
-        image = _to_bgr(frame)
+        frame = _rgb(frame)
         x, y, w, h = validate_box_xywh(np.asarray(box_xywh, np.float64).reshape(-1),
                                        'SiamRPNTracker.initialize').tolist()
-        img_h, img_w = image.shape[:2]
+        img_h, img_w = frame.shape[:2]
         if x >= img_w or y >= img_h or x + w <= 0 or y + h <= 0:
             raise ValueError(f'SiamRPNTracker.initialize: box {[x, y, w, h]} (x, y, w, h) lies '
                              f'entirely outside the {img_w}x{img_h} frame')
-        self.center = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
-        self.size = np.array([w, h])
-        crop_side = max(1, round(self._context_size()))
-        self.channel_average = np.mean(image, axis=(0, 1))
-        z_crop = get_subwindow(image, self.center, self.template_size, crop_side,
-                               self.channel_average)
-        self._zf = self.run_template(z_crop[None].astype(np.float32))['neck']
+        with state_scope(True):
+            box = jnp.asarray([x, y, w, h], jnp.float64)
+        self.state = self._init(self.variables, frame, _hw(frame), box)
         self.best_score = 1.0
 
     def track(self, frame: np.ndarray) -> np.ndarray:
         """frame [H, W, 3] uint8 RGB -> [4] float64 (x, y, w, h) in pixels."""
-        if self._zf is None:
+        if self.state is None:
             raise RuntimeError('SiamRPNTracker.track called before initialize')
-        image = _to_bgr(frame)
-        side_z = self._context_size()
-        scale_z = self.template_size / side_z
-        search_side = side_z * (self.search_size / self.template_size)
-        x_crop = get_subwindow(image, self.center, self.search_size, max(1, round(search_side)),
-                               self.channel_average)
-        outputs = self.run_track(x_crop[None].astype(np.float32), self._zf)
-        cls, loc = jax.device_get((outputs['cls'][0], outputs['loc'][0]))
-        if cls.shape[0] != self.score_size:
-            raise ValueError(f'SiamRPNTracker: score map {cls.shape[:2]} but anchors for '
-                             f'{self.score_size}x{self.score_size}')
-        score = foreground_scores(cls, self.anchor_num)
-        # An untrained or diverging network can overflow exp(); anchors whose box or score is
-        # not finite are never chosen (pysot would return NaN). If none is left, the target
-        # keeps its last box.
-        with np.errstate(over='ignore', invalid='ignore', divide='ignore'):
-            boxes = decode_boxes(loc, self.anchors)
-            scale_change = _change(context_size(boxes[2], boxes[3])
-                                   / context_size(self.size[0] * scale_z,
-                                                  self.size[1] * scale_z))
-            ratio_change = _change((self.size[0] / self.size[1]) / (boxes[2] / boxes[3]))
-            penalty = np.exp(-(ratio_change * scale_change - 1) * self.test.penalty_k)
-        influence = self.test.window_influence
-        pscore = penalty * score * (1 - influence) + self.window * influence
-        valid = np.isfinite(pscore) & np.all(np.isfinite(boxes), axis=0)
-        if not valid.any():
-            self.best_score = 0.0
-            return np.array([*(self.center - self.size / 2), *self.size], np.float64)
-        best = int(np.argmax(np.where(valid, pscore, -np.inf)))
-
-        box = boxes[:, best] / scale_z
-        rate = penalty[best] * score[best] * self.test.lr
-        cx = box[0] + self.center[0]
-        cy = box[1] + self.center[1]
-        width = self.size[0] * (1 - rate) + box[2] * rate
-        height = self.size[1] * (1 - rate) + box[3] * rate
-        img_h, img_w = image.shape[:2]
-        cx = max(0, min(cx, img_w))
-        cy = max(0, min(cy, img_h))
-        width = max(10, min(width, img_w))
-        height = max(10, min(height, img_h))
-        self.center = np.array([cx, cy])
-        self.size = np.array([width, height])
-        self.best_score = float(score[best])
-        return np.array([cx - width / 2, cy - height / 2, width, height], np.float64)
+        frame = _rgb(frame)
+        self.state, out = self._step(self.variables, self.state, frame, _hw(frame))
+        self.best_score = float(out['score'])
+        center, size = self.center, self.size
+        return np.concatenate([center - size / 2, size])
 
 
-def _to_bgr(frame: np.ndarray) -> np.ndarray:
-    """[H, W, 3] uint8 RGB (or grey [H, W] / [H, W, 1], repeated to 3 channels) -> BGR."""
+def _hw(frame: np.ndarray) -> np.ndarray:
+    return np.asarray(frame.shape[:2], np.int32)
+
+
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    """[H, W, 3] uint8 RGB, or grey [H, W] / [H, W, 1] repeated to 3 channels -> [H, W, 3]."""
     frame = np.asarray(frame)
     if frame.ndim == 2:
         frame = frame[..., None]
@@ -177,5 +130,5 @@ def _to_bgr(frame: np.ndarray) -> np.ndarray:
         raise ValueError(f'SiamRPNTracker: frame must be [H, W, 3] (RGB) or [H, W] (grey) '
                          f'uint8, got {frame.shape} {frame.dtype}')
     if frame.shape[2] == 1:
-        return np.ascontiguousarray(np.repeat(frame, 3, axis=2))
-    return np.ascontiguousarray(frame[..., ::-1])
+        return np.repeat(frame, 3, axis=2)
+    return frame
