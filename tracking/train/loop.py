@@ -132,7 +132,8 @@ def make_train_step(task, optimizer: optax.GradientTransformation, mesh,
 
 
 def train(config, workdir: str, task,
-          on_stop: Callable[[int, int], None] | None = None) -> TrainState:
+          on_stop: Callable[[int, int], None] | None = None,
+          on_step_metrics: Callable[[int, dict], None] | None = None) -> TrainState:
     """Trains `task` for num_train_steps(config) steps in `workdir`; returns the final state.
 
     Resumes from the newest checkpoint in workdir/checkpoints. Saves every
@@ -141,6 +142,11 @@ def train(config, workdir: str, task,
     `on_stop(signal number, saved step)` if given, and returns early; a second SIGINT raises
     KeyboardInterrupt at once (no save). Raises FloatingPointError
     naming the step and sample indices when the loss is not finite.
+
+    on_step_metrics: optional `f(step, metrics)` called on every process after step `step`
+    (0-based) with its metrics as host floats (dict name -> float; 'loss' included).
+    On a multi-process job every process runs this same call; TensorBoard, the progress bar and
+    the per-step log lines are written by process 0 only.
     """
     workdir = os.path.abspath(workdir)
     process_index, process_count = jax.process_index(), jax.process_count()
@@ -198,6 +204,8 @@ def train(config, workdir: str, task,
                 f'state step {step} -> {step + 1}); sample indices of that batch: '
                 f'{_global_indices(indices, process_count)}')
         window.add(metrics)
+        if on_step_metrics is not None:
+            on_step_metrics(step, {k: float(v) for k, v in metrics.items()})
         done = step + 1
         progress.update(1)
         if done % log_every == 0 or done == num_steps:
@@ -205,8 +213,9 @@ def train(config, workdir: str, task,
             means['steps_per_sec'] = steps_per_sec
             writer.scalars(done, means)
             progress.set_postfix(loss=f'{means["loss"]:.4f}', refresh=False)
-            logging.info('step %d: %s', done,
-                         ', '.join(f'{k}={v:.5g}' for k, v in sorted(means.items())))
+            if is_chief:
+                logging.info('step %d: %s', done,
+                             ', '.join(f'{k}={v:.5g}' for k, v in sorted(means.items())))
 
     try:
         with stopper:
