@@ -59,18 +59,26 @@ def export_synthetic(split: str, out_root, data_dir: str | None = None, config: 
     from tracking.data.synthetic import load_synthetic  # TF/TFDS: only here.
     sequences = load_synthetic(split, data_dir=data_dir, num_sequences=num_sequences,
                                config=config)
+    return write_synthetic_folder(out_root, sequences, split, config)
+
+
+def write_synthetic_folder(out_root, sequences, split: str, config: str = 'default') -> Path:
+    """Writes in-memory synthetic Sequences (frames [T, H, W, 3] uint8, extra['image_size'])
+    to `out_root`, the marker last (a folder with the marker is complete). Returns out_root."""
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     index = {}
     for sequence in sequences:
         write_sequence_folder(out_root, sequence)
+        width, height = sequence.extra.get('image_size',
+                                           np.shape(sequence.frame(0))[1::-1])
         index[sequence.name] = {'num_frames': len(sequence),
-                                'image_size': [int(v) for v in sequence.extra['image_size']],
+                                'image_size': [int(width), int(height)],
                                 'seed': int(sequence.extra.get('seed', -1))}
     marker = {'format': FORMAT, 'split': split, 'config': config, 'sequences': index}
     tmp = out_root / (MARKER + '.tmp')
     tmp.write_text(json.dumps(marker, indent=1))
-    os.replace(tmp, out_root / MARKER)   # Written last: a folder with the marker is complete.
+    os.replace(tmp, out_root / MARKER)
     return out_root
 
 
@@ -133,4 +141,4 @@ if __name__ == '__main__':
 
 
 __all__ = ['MARKER', 'export_synthetic', 'is_synthetic_folder', 'synthetic_folder_entries',
-           'write_sequence_folder']
+           'write_sequence_folder', 'write_synthetic_folder']

@@ -42,6 +42,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import itertools
 import logging
 import time
@@ -162,6 +163,13 @@ class BatchedFns:
         self.fused = jax.jit(fused)
 
 
+@functools.lru_cache(maxsize=8)
+def batched_fns(fns: TrackerFns) -> BatchedFns:
+    """BatchedFns of `fns`, one per TrackerFns (runs with the same functions, e.g. OPE then VOT,
+    reuse the compiled programs)."""
+    return BatchedFns(fns)
+
+
 @dataclasses.dataclass
 class _Slot:
     sequence: Sequence
@@ -214,7 +222,7 @@ def run_pending_batched(make_fns: Callable[[], tuple[TrackerFns, Any]],
     if not todo:
         return failures
     fns, variables = make_fns()
-    batched = BatchedFns(fns)
+    batched = batched_fns(fns)
     num_slots = int(batch_sequences)
     slots: list[_Slot | None] = [None] * num_slots
     read_frame = FrameReader()
@@ -385,5 +393,5 @@ def _as_rgb(frame, sequence: Sequence, index: int) -> np.ndarray:
     return np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame
 
 
-__all__ = ['BatchStats', 'BatchedFns', 'OPE', 'OnePassProtocol', 'PAD_MULTIPLE', 'VOT',
+__all__ = ['BatchStats', 'BatchedFns', 'batched_fns', 'OPE', 'OnePassProtocol', 'PAD_MULTIPLE', 'VOT',
            'make_protocol', 'padded_size', 'run_pending_batched', 'select_slots']
