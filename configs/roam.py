@@ -16,9 +16,12 @@ def _model(**kw):
         rgb_mean=(123.68, 116.779, 103.939),   # subtracted from RGB 0..255, no division
         cf_channels=64,             # 1x1 compression of each branch
         base_filter_size=(21, 21),  # (fw, fh) of the stored filters
-        # Static side K of the warped filters (odd; aspect 1/4.59 .. 4.59 fits at 45; larger
+        # Static side K of the warped filters (odd; aspect 1/11.4 .. 11.4 fits at 71; larger
         # filter sides are clamped to K; docs/roam.md).
-        max_filter_size=45,
+        max_filter_size=71,
+        # 'fft' (circular correlation of size fft_size(71, K) = 108; cost ~independent of K)
+        # or 'direct' (a K x K convolution; K^2 / (fs_w fs_h) times the official work).
+        correlation='fft',
         filter_scale=1.5,
         cell_size=4,                # feature stride
         base_target_size=56,        # target side (px) the crop normalises to
@@ -119,7 +122,7 @@ def get_config(arg: str = 'vgg16') -> ml_collections.ConfigDict:
         c.model.feat_channels = 32
         c.model.cf_channels = 8
         c.model.base_filter_size = (7, 7)
-        c.model.max_filter_size = 15
+        c.model.max_filter_size = 21
         c.model.base_target_size = 16
         c.model.crop_size = 81
         c.model.map_size = 21

@@ -2,7 +2,8 @@
 target's aspect ratio, the Gaussian label, anchors, box encoding and the update loss.
 
 Model config (`config.model`, configs/roam.py): feat_channels C (512), cf_channels (64),
-base_filter_size (fw, fh) = (21, 21), max_filter_size K (static, odd), filter_scale (1.5),
+base_filter_size (fw, fh) = (21, 21), max_filter_size K (static, odd), correlation ('fft' or
+'direct'), filter_scale (1.5),
 cell_size (4), base_target_size (56), map_size (71), output_sigma_factor (0.1), alpha (0.2),
 anchor_pos_num (32).
 
@@ -18,11 +19,13 @@ align_corners=True) to the per-sample filter size (fs_w, fs_h) and correlates wi
 (fs_h//2, fs_w//2). Here the resize is A_h W A_w^T with (K x fh) and (K x fw) interpolation
 matrices whose fs rows are embedded in the middle of K rows (zeros elsewhere), and the
 correlation uses the K x K kernel with padding K//2: the same sums (the extra taps are zero),
-with only K static. K = `max_filter_size` (vgg16 config: 45) covers every aspect ratio w/h in
-`aspect_range(cfg)` ([1/4.59, 4.59] for 45: filter sides up to 45 cells). Outside it the filter
-side is clamped to K by `compute_filter_size` (the official code has no cap): the model stays
-defined, but differs from the official one for such targets. Cost: the K x K correlation does
-(K^2 / (fs_w fs_h)) times the multiply-adds of the official one (about 4x for K = 45, fs = 21).
+with only K static. K = `max_filter_size` (vgg16 config: 71) covers every aspect ratio w/h in
+`aspect_range(cfg)` ([1/11.4, 11.4] for 71; [1/4.59, 4.59] for 45). Outside it the filter side
+is clamped to K by `compute_filter_size` (the official code has no cap): the model stays
+defined, but differs from the official one for such targets.
+The correlation (`model.correlation`): 'fft' (default; circular correlation of size
+fft_size(M, K) = 108 for M = 71, K = 71, whose cost hardly depends on K) or 'direct' (a K x K
+convolution with a hand-written VJP; K^2 / (fs_w fs_h) times the official multiply-adds).
 
 Coordinates: maps are [N, M, M] row-major; anchor 71*i + j has centre (4*(j - 35), 4*(i - 35))
 patch px relative to the patch centre; boxes are (cx, cy, w, h) in patch px, centre relative to
@@ -173,7 +176,8 @@ def _conv(x, w, padding):
 def same_correlation(x, w):
     """Cross-correlation (F.conv2d) of x [N, H, W, C] with an odd w [K, K, C, O], zero padding
     K//2: [N, H, W, O]. Its VJP is written as two plain NHWC/HWIO convolutions: XLA's own
-    kernel-gradient convolution for this shape takes ~40 s on CPU (measured, K = 45)."""
+    kernel-gradient convolution for this shape takes ~40 s on CPU (measured, K = 45).
+    `fft_correlation` is the faster default (docs/roam.md)."""
     k = w.shape[0]
     return _conv(x, w, [(k // 2, k // 2)] * 2)
 
@@ -197,11 +201,47 @@ def _same_correlation_bwd(res, dy):
 same_correlation.defvjp(_same_correlation_fwd, _same_correlation_bwd)
 
 
-def _branch(params, feats, filter_size, k):
+def fft_size(map_size: int, k: int) -> int:
+    """Smallest 2^a 3^b 5^c >= map_size + k//2: the circular correlation of that size has no
+    wrap-around on the map_size outputs (taps reach k//2 beyond the map on each side)."""
+    n = map_size + k // 2
+    while True:
+        r = n
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return n
+        n += 1
+
+
+def fft_correlation(x, w):
+    """same_correlation by FFT: x [N, M, M, C], w [K, K, C, O] (K odd) -> [N, M, M, O].
+
+    The kernel is placed at circular offsets (K//2 - p) mod n (a convolution with the flipped
+    kernel), the product is summed over C in the frequency domain. Cost hardly depends on K;
+    the float32 rounding differs from the direct sum at the 1e-7 relative level (parity test).
+    Differentiable to any order with JAX's own FFT rules."""
+    k, m = w.shape[0], x.shape[1]
+    if x.shape[1] != x.shape[2]:
+        raise ValueError(f'fft_correlation: square maps only, got {x.shape}')
+    n = fft_size(m, k)
+    u = (k // 2 - jnp.arange(k)) % n
+    kf = jnp.zeros((n, n) + w.shape[2:], w.dtype).at[u[:, None], u[None, :]].set(w)
+    xf = jnp.fft.rfft2(x, s=(n, n), axes=(1, 2))
+    kf = jnp.fft.rfft2(kf, axes=(0, 1))
+    yf = jnp.einsum('nabc,abco->nabo', xf, kf, precision=HIGHEST)
+    return jnp.fft.irfft2(yf, s=(n, n), axes=(1, 2))[:, :m, :m].astype(x.dtype)
+
+
+CORRELATIONS = {'fft': fft_correlation, 'direct': same_correlation}
+
+
+def _branch(params, feats, filter_size, k, correlation):
     x = jnp.einsum('nhwc,co->nhwo', feats, params['conv']['kernel'], precision=HIGHEST)
     x = x + params['conv']['bias']
     w = warp_filter(params['filter']['kernel'], filter_size, k)
-    return same_correlation(x, w) + params['filter']['bias']
+    return CORRELATIONS[correlation](x, w) + params['filter']['bias']
 
 
 def apply_model(theta, feats, filter_size, config):
@@ -209,9 +249,13 @@ def apply_model(theta, feats, filter_size, config):
 
     theta: pytree; feats [N, M, M, C] float32; filter_size int32 [2] (fs_w, fs_h).
     Returns G [N, M, M] (raw response, no sigmoid) and R [N, M, M, 4] (dx, dy, dw, dh)."""
-    k = _m(config).max_filter_size
-    g = _branch(theta['cf'], feats, filter_size, k)[..., 0]
-    r = _branch(theta['reg'], feats, filter_size, k)
+    m = _m(config)
+    k, corr = m.max_filter_size, m.get('correlation', 'fft')
+    if corr not in CORRELATIONS:
+        raise ValueError(f'roam.model: model.correlation must be one of {sorted(CORRELATIONS)}, '
+                         f'got {corr!r}')
+    g = _branch(theta['cf'], feats, filter_size, k, corr)[..., 0]
+    r = _branch(theta['reg'], feats, filter_size, k, corr)
     return g, r
 
 

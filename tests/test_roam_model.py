@@ -169,10 +169,11 @@ def test_compute_filter_size():
     np.testing.assert_array_equal(np.asarray(rm.compute_filter_size(wh, VGG)),
                                   [[21, 21], [43, 11], [11, 43], [15, 31], [21, 21]])
     lo, hi = rm.aspect_range(VGG)
-    assert 4.5 < hi < 4.7 and abs(lo * hi - 1) < 0.02
-    # outside the range the side is clamped to K = 45 (documented; the official has no cap)
+    assert 11.3 < hi < 11.5 and abs(lo * hi - 1) < 0.02
+    # outside the range the side is clamped to K = 71 (documented; the official has no cap)
     np.testing.assert_array_equal(np.asarray(rm.compute_filter_size(
-        np.array([200.0, 10.0]), VGG)), [45, 5])
+        np.array([500.0, 10.0]), VGG)), [71, 3])
+    assert rm.fft_size(71, 71) == 108
 
 
 def _torch_align_corners(out_size, in_size):
@@ -212,11 +213,14 @@ def test_warp_embedding_equals_direct_resize_and_conv(fs):
                                         dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
                                         precision='highest')
     np.testing.assert_allclose(np.asarray(y_k), np.asarray(y_fs), rtol=1e-5, atol=1e-4)
+    y_fft = rm.fft_correlation(jnp.asarray(x), jnp.asarray(full))
+    np.testing.assert_allclose(np.asarray(y_fft), np.asarray(y_fs), rtol=1e-5, atol=1e-4)
 
 
 def test_same_correlation_vjp_first_and_second_order():
-    """The hand-written VJP equals XLA's autodiff of the plain convolution, also under a second
-    differentiation (the first-frame Meta-SGD step differentiates through a gradient)."""
+    """The hand-written VJP (direct) equals XLA's autodiff of the plain convolution, also under
+    a second differentiation (the first-frame Meta-SGD step differentiates through a
+    gradient); so does the FFT correlation's gradient of a gradient."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(2, 9, 9, 3)).astype(np.float32))
     w = jnp.asarray(rng.normal(size=(5, 5, 3, 2)).astype(np.float32))
@@ -238,9 +242,10 @@ def test_same_correlation_vjp_first_and_second_order():
     def inner_step(f, w):          # loss after one gradient step on w, differentiated in w
         g = jax.grad(lambda w_: loss(f, x, w_))(w)
         return loss(f, x, w - 1e-3 * g)
-    a = jax.grad(lambda w_: inner_step(rm.same_correlation, w_))(w)
     b = jax.grad(lambda w_: inner_step(plain, w_))(w)
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-2)
+    for corr in (rm.same_correlation, rm.fft_correlation):
+        a = jax.grad(lambda w_: inner_step(corr, w_))(w)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-2)
 
 
 # ---------------------------------------------------------------- labels, anchors, ties

@@ -99,8 +99,21 @@ def test_vgg_features(bundle):
 def test_forward_parity(bundle):
     """filter size, warped kernels, G, R, label, anchors, IoU, box targets, positives, losses
     and the gradient w.r.t. the flat theta0, all from the bundle's feat (VGG checked above);
-    one jitted function, as a training step would run it."""
-    fwd, config, theta0 = bundle['fwd'], bundle['config'], bundle['variables']['theta0']
+    one jitted function, as a training step would run it. Config vgg16: FFT correlation, K 71."""
+    _check_forward(bundle, bundle['config'])
+
+
+def test_forward_parity_direct_correlation(bundle):
+    """The same with model.correlation = 'direct' (K x K convolution with the custom VJP) at
+    K = 45."""
+    config = get_config('vgg16')
+    config.model.correlation = 'direct'
+    config.model.max_filter_size = 45
+    _check_forward(bundle, config)
+
+
+def _check_forward(bundle, config):
+    fwd, theta0 = bundle['fwd'], bundle['variables']['theta0']
     feats, label, box = _problem(bundle)
     k = config.model.max_filter_size
 
