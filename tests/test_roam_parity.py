@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from configs.roam import get_config
-from helpers import REFERENCE, reference_state_dict
+from helpers import REFERENCE, FakeTensor, reference_state_dict
 from roam import model as rm
 from roam.convert import from_official, theta_from_flat, theta_to_flat, to_official
 from roam.optim import CoordinatewiseLSTM, preprocess_gradients
@@ -73,6 +73,14 @@ def test_conversion_covers_every_key(bundle):
     tree = theta_from_flat(flat, config)
     for a, b_ in zip(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(v['theta0'])):
         np.testing.assert_array_equal(a, b_)
+
+
+def test_from_official_takes_torch_tensors(bundle):
+    """What torch.load gives (tensors with .detach().cpu().numpy()) converts the same."""
+    sd = {k: FakeTensor(v) for k, v in bundle['state_dict'].items()}
+    out = from_official(sd, bundle['config'])
+    for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(bundle['variables'])):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_from_official_rejects_bad_keys(bundle):
