@@ -11,6 +11,11 @@ loaded (bad ground truth, named with file and line) is one failure, the others r
 VOT ('vot', 'vot2016', 'vot2017', 'vot2018', 'vot2019') runs the supervised reset protocol and
 scores A/R/EAO (tracking.eval.vot_protocol, vot_scoring); the year picks the EAO interval (plain 'vot': VOT2018's).
 'vot-ope' runs and scores the same sequences one-pass like OTB (AUC / precision).
+
+Evaluation reads one way: protocol (one-pass, VOT reset: vot_protocol.ResetProtocol) -> slots
+and steps (one Tracker at a time, `_run_pending`, or N sequences at once through the tracker's
+TrackerFns with `batch_sequences=N`, tracking.eval.batched) -> result files (results.py) ->
+metrics (metrics.py, vot_scoring.py), always read back from the files.
 """
 from __future__ import annotations
 
