@@ -33,6 +33,7 @@ def get_config(arg: str = 'vitb_256') -> ml_collections.ConfigDict:
         raise ValueError(f'configs/grm.py: unknown variant {arg!r}; choose one of {VARIANTS}')
     c = ml_collections.ConfigDict()
     c.tracker = 'grm'
+    c.package = 'grm_jax'  # the tracker package the core imports by name (tracking.plugins)
     c.variant = arg
     c.seed = 42
 

@@ -109,6 +109,7 @@ def get_config(arg: str = 'vgg16') -> ml_collections.ConfigDict:
         raise ValueError(f'configs/roam.py: unknown variant {arg!r}; choose one of {VARIANTS}')
     c = ml_collections.ConfigDict()
     c.tracker = 'roam'
+    c.package = 'roam'  # the tracker package the core imports by name (tracking.plugins)
     c.variant = arg
     c.seed = 42
     c.model = _model()

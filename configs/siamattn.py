@@ -46,6 +46,7 @@ def get_config(arg: str = 'r50_l234') -> ml_collections.ConfigDict:
     base = _siamrpn().get_config('r50_l234' if arg == 'r50_l234' else 'tiny')
     c = ml_collections.ConfigDict()
     c.tracker = 'siamattn'
+    c.package = 'siam'  # the tracker package the core imports by name (tracking.plugins)
     c.variant = arg
     c.seed = base.seed
     c.model = base.model

@@ -124,6 +124,7 @@ def get_config(arg: str = 'r50_l234') -> ml_collections.ConfigDict:
         raise ValueError(f'configs/siamrpn.py: unknown variant {arg!r}; choose one of {VARIANTS}')
     c = ml_collections.ConfigDict()
     c.tracker = 'siamrpn'
+    c.package = 'siam'  # the tracker package the core imports by name (tracking.plugins)
     c.variant = arg
     c.seed = 42
     c.model = _model()

@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from grm_jax.model import model_config_of
-from tracking.checkpoint import convert_main
+from grm_jax.model_config import model_config_of
 
 BRANCHES = ('ctr', 'offset', 'size')
 BRANCH_OUT = {'ctr': 1, 'offset': 2, 'size': 2}
@@ -215,6 +214,7 @@ def to_official(variables: dict, config) -> dict[str, np.ndarray]:
 
 def main(argv=None) -> None:
     """python -m grm_jax.convert IN.pth.tar OUT_DIR --config configs/grm.py:vitb_256"""
+    from tracking.checkpoint import convert_main  # orbax: only for the command line
     convert_main(argv, 'Convert an official GRM checkpoint to an orbax checkpoint.',
                  'configs/grm.py:vitb_256', from_official)
 

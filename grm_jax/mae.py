@@ -5,6 +5,9 @@ import math
 
 import numpy as np
 
+from grm_jax import convert  # numpy only: the official key layout (imports no model)
+from grm_jax.model_config import model_config_of
+
 CUBIC_A = -0.75     # PyTorch's bicubic coefficient
 MAE_PREFIXES = ('patch_embed.', 'blocks.', 'norm.', 'pos_embed', 'cls_token')
 
@@ -93,9 +96,6 @@ def load_mae_into(variables: dict, mae_state_dict: dict, config) -> dict:
     does; division MLPs and the head keep their values. Raises ValueError naming a key whose
     shape does not match, or if the MAE dict has none of the encoder keys.
     """
-    from grm_jax import convert
-    from grm_jax.model import model_config_of
-
     cfg = model_config_of(config)
     if 'model' in mae_state_dict and not hasattr(mae_state_dict['model'], 'shape'):
         mae_state_dict = mae_state_dict['model']

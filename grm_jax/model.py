@@ -7,20 +7,12 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from flax import traverse_util
 
 from grm_jax import head as head_lib
 from grm_jax import mae, vit
-
-
-def model_config_of(config) -> ml_collections.FrozenConfigDict:
-    """The (frozen, hashable) model section of a full GRM config, or of a model config itself."""
-    model = config.model if 'model' in config else config
-    if isinstance(model, ml_collections.FrozenConfigDict):
-        return model
-    return ml_collections.FrozenConfigDict(model)
+from grm_jax.model_config import model_config_of
 
 
 class GRM(nn.Module):

@@ -6,3 +6,61 @@ Modules: `vgg` (frozen VGG-16 to relu4_3, stride 4), `crop` (the official search
 optimizer as optax transformations, Meta-SGD first step, Random Filter Scaling), `convert`
 (official ROAM state_dict, MatConvNet and torchvision VGG-16 -> pytrees). docs/roam.md.
 """
+
+
+# --- the tracker-package protocol (docs/architecture.md, "A tracker package") -----------------
+# configs/roam.py sets config.package = 'roam'; the core finds these functions by that name
+# (tracking.plugins). Heavy modules are imported inside each function. No `make_tracker`: the
+# core's sequential path runs tracker_fns through tracking.tracker.FunctionalTracker.
+# init_variables is the tracker's layout (`roam.convert.from_official`'s); the training task's
+# own split of the same arrays (trained meta-parameters, frozen VGG) is roam.task's.
+
+TRACKERS = ('roam',)
+
+
+def tracker_fns(config, float64_state: bool = True):
+    """ROAM's `tracking.api.TrackerFns` (`roam.functional.tracker_fns`)."""
+    from roam.functional import tracker_fns as make
+    return make(config, float64_state)
+
+
+def abstract_variables(config):
+    """{'vgg', 'theta0', 'lambda0', 'meta_opt'} (the layout of `roam.convert.from_official`)
+    with jax.ShapeDtypeStruct leaves, from the config's shapes (nothing initialised)."""
+    import jax
+    import numpy as np
+
+    from roam.model import theta_shapes
+    from roam.optim import CoordinatewiseLSTM
+    from roam.vgg import LAYER_NAMES
+
+    m = config.model
+    vgg, fan_in = {}, 3
+    for name, width in zip(LAYER_NAMES, tuple(m.vgg_channels)):
+        vgg[name] = {'kernel': jax.ShapeDtypeStruct((3, 3, fan_in, width), np.float32),
+                     'bias': jax.ShapeDtypeStruct((width,), np.float32)}
+        fan_in = width
+    theta = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(tuple(s), np.float32),
+                                   theta_shapes(config), is_leaf=lambda x: isinstance(x, tuple))
+    lstm = CoordinatewiseLSTM(m.lstm_hidden, m.lstm_layers, bias_init=m.lstm_bias_init)
+    return {'vgg': vgg, 'theta0': theta, 'lambda0': theta,
+            'meta_opt': jax.eval_shape(lstm.init, jax.random.PRNGKey(0))}
+
+
+def init_variables(config, rng):
+    """The untrained ROAM of `rng` (a PRNGKey): `roam.functional.init_variables`."""
+    from roam.functional import init_variables as init
+    return init(config, rng)
+
+
+def make_task(config):
+    """`roam.task.ROAMTask(config)`, the meta-training task."""
+    from roam.task import ROAMTask
+    return ROAMTask(config)
+
+
+def from_official(state_dict, config):
+    """The official ROAM state_dict -> {'vgg', 'theta0', 'lambda0', 'meta_opt'}
+    (`roam.convert.from_official`)."""
+    from roam.convert import from_official as convert
+    return convert(state_dict, config)

@@ -11,3 +11,66 @@ def tracker_fns(config, float64_state: bool = True):
     """SiamRPN++'s `tracking.api.TrackerFns(init, step)`; see `siam.functional.tracker_fns`."""
     from siam.functional import tracker_fns as make
     return make(config, float64_state)
+
+
+# --- the tracker-package protocol (docs/architecture.md, "A tracker package") -----------------
+# configs/siamrpn.py and configs/siamattn.py set config.package = 'siam'; the core finds these
+# functions by that name (tracking.plugins). Heavy modules are imported inside each function.
+
+TRACKERS = ('siamrpn', 'siamattn')
+
+
+def make_tracker_fns(config, variables, benchmark: str):
+    """(TrackerFns, variables prepared for them). SiamRPN++: `siam.functional.prepare_variables`
+    (e.g. the Winograd kernels of test.conv_impl='winograd'); SiamAttn: the variables as they
+    are. The hyper-parameters come from the config variant (VOT or OTB values), not from
+    `benchmark`."""
+    del benchmark
+    if config.tracker == 'siamattn':
+        return tracker_fns(config), variables
+    from siam.functional import prepare_variables
+    return tracker_fns(config), prepare_variables(config, variables)
+
+
+def make_tracker(config, variables, benchmark: str):
+    """The sequential tracker: `siam.tracker.SiamRPNTracker(config, variables)` for SiamRPN++;
+    for SiamAttn `tracking.tracker.FunctionalTracker` over its TrackerFns. Both run the same
+    jitted step as `tracker_fns`."""
+    if config.tracker == 'siamattn':
+        from tracking.tracker import FunctionalTracker
+        return FunctionalTracker(*make_tracker_fns(config, variables, benchmark))
+    from siam.tracker import SiamRPNTracker
+    return SiamRPNTracker(config, variables)
+
+
+def abstract_variables(config):
+    """The variables of config.model (SiamAttn when model.arch is 'siamattn', else SiamRPN++)
+    with jax.ShapeDtypeStruct leaves, nothing computed."""
+    from siam import siamattn
+    if siamattn.is_siamattn(config.model):
+        return siamattn.variable_shapes(config.model)
+    from siam.model import variable_shapes
+    return variable_shapes(config.model)
+
+
+def init_variables(config, rng):
+    """The untrained model of `rng` (a PRNGKey): the training task's initialisation (random,
+    then the pysot ImageNet backbone when config.train.pretrained names one)."""
+    return make_task(config).init_variables(rng)
+
+
+def make_task(config):
+    """The training task: `siam.task.SiamRPNTask` ('siamrpn') or `siam.attn_task.SiamAttnTask`
+    ('siamattn')."""
+    if config.tracker == 'siamattn':
+        from siam.attn_task import SiamAttnTask
+        return SiamAttnTask(config)
+    from siam.task import SiamRPNTask
+    return SiamRPNTask(config)
+
+
+def from_official(state_dict, config):
+    """pysot model.pth state_dict -> Flax variables (`siam.convert.from_official`; CLI:
+    python -m siam.convert IN.pth OUT_DIR --config configs/siamrpn.py:r50_l234)."""
+    from siam.convert import from_official as convert
+    return convert(state_dict, config)

@@ -341,6 +341,7 @@ import ml_collections
 def get_config():
     c = ml_collections.ConfigDict()
     c.tracker = 'toy_bad_input'
+    c.package = '__main__'  # this file, run as a script: TRACKERS and make_task below
     c.seed = 3
     c.data = ml_collections.ConfigDict(dict(samples_per_epoch=8))
     c.train = ml_collections.ConfigDict(dict(
@@ -410,13 +411,19 @@ def test_sigint_saves_exits_130_and_resumes(tmp_path):
     assert (workdir / 'checkpoints' / str(steps[0] + 2)).is_dir()
 
 
+# This file as the tracker package of TOY_CONFIG (config.package = '__main__'; tracking.plugins).
+TRACKERS = ('toy_bad_input',)
+
+
+def make_task(config):
+    return ToyTask(config)
+
+
 def _toy_train_main():
-    """train.py's command line with ToyTask registered as tracker 'toy_bad_input'."""
+    """train.py's command line; TOY_CONFIG's package is this file (tracker 'toy_bad_input')."""
     from absl import app
 
-    from tracking.train import tasks
     import train
-    tasks.TASKS['toy_bad_input'] = '__main__:ToyTask'
     app.run(train.main, flags_parser=train.parse_flags)
 
 

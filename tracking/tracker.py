@@ -1,14 +1,15 @@
-"""The `Tracker` protocol, the one-pass sequence runner and the tracker registry.
+"""The `Tracker` protocol, the one-pass sequence runner and trackers by name.
 
 A tracker is anything with `initialize(frame, box_xywh)` and `track(frame) -> xywh`; the runner
 feeds it the frames of a `Sequence` one at a time (one-pass evaluation, OPE) and records the
-boxes and the wall time spent per frame.
+boxes and the wall time spent per frame. `make_tracker(config, ...)` builds the tracker of the
+package `config.package` names (tracking.plugins); 'static' is the core's baseline.
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -152,79 +153,30 @@ def run_sequence(tracker: Tracker, sequence: Sequence,
     return boxes, times
 
 
-# --- registry: config.tracker -> builder(config, variables, benchmark) -> Tracker -------------
+# --- trackers by name: config.package's tracker, or the static baseline -----------------------
+# The core names no tracker package: tracking.plugins imports the one config.package names.
 
-TrackerBuilder = Callable[[Any, Any, str], Tracker]
-_BUILDERS: dict[str, TrackerBuilder] = {}
-_ABSTRACT_VARIABLES: dict[str, Callable[[Any], Any]] = {}
-
-
-def register_tracker(name: str, builder: TrackerBuilder,
-                     abstract_variables: Callable[[Any], Any] | None = None) -> None:
-    """Makes `make_tracker` call `builder(config, variables, benchmark)` for config.tracker name.
-
-    abstract_variables(config) -> the model's variables tree with jax.ShapeDtypeStruct leaves
-    (no weights computed), used by `expected_variables` to check a checkpoint before running.
-    """
-    _BUILDERS[name] = builder
-    if abstract_variables is not None:
-        _ABSTRACT_VARIABLES[name] = abstract_variables
+def is_static(config) -> bool:
+    """True for the static baseline: config None or config.tracker == 'static' (no package)."""
+    return config is None or config.get('tracker', None) == 'static'
 
 
 def expected_variables(config):
-    """The abstract variables tree the tracker of `config` needs, or None when the tracker
-    registered none (e.g. 'static', which needs no weights)."""
-    fn = _ABSTRACT_VARIABLES.get(config.tracker)
-    return None if fn is None else fn(config)
-
-
-def known_trackers() -> list[str]:
-    return sorted(_BUILDERS)
+    """The abstract variables tree the tracker of `config` needs (its package's
+    `abstract_variables(config)`), or None for the static baseline, which needs no weights."""
+    if is_static(config):
+        return None
+    from tracking import plugins
+    return plugins.abstract_variables(config)
 
 
 def benchmark_threshold(config, benchmark: str) -> float:
-    """config.test.thresholds[benchmark] if set, else config.test.thresholds.default."""
+    """config.test.thresholds[benchmark] if set, else config.test.thresholds.default (a helper
+    for packages whose setting depends on the benchmark, e.g. GRM's division threshold)."""
     thresholds = config.test.thresholds
     if benchmark in thresholds:
         return float(thresholds[benchmark])
     return float(thresholds['default'])
-
-
-def _build_grm(config, variables, benchmark: str) -> Tracker:
-    from grm_jax.tracker import GRMTracker  # Imported lazily: pulls in JAX and the model.
-    return GRMTracker(config, variables, threshold=benchmark_threshold(config, benchmark))
-
-
-def _grm_abstract_variables(config):
-    import jax
-    import jax.numpy as jnp
-
-    from grm_jax.model import GRM, model_config_of
-    cfg = model_config_of(config)
-    template = jnp.zeros((1, cfg.template_size, cfg.template_size, 3), jnp.float32)
-    search = jnp.zeros((1, cfg.search_size, cfg.search_size, 3), jnp.float32)
-    return jax.eval_shape(lambda: GRM(cfg).init(jax.random.PRNGKey(0), template, search))
-
-
-def _siamrpn_abstract_variables(config):
-    from siam.model import variable_shapes
-    return variable_shapes(config.model)
-
-
-def _build_static(config, variables, benchmark: str) -> Tracker:
-    del config, variables, benchmark
-    return StaticTracker()
-
-
-def _build_siamrpn(config, variables, benchmark: str) -> Tracker:
-    del benchmark  # pysot's hyper-parameters come from the config variant (VOT or OTB values).
-    from siam.tracker import SiamRPNTracker
-    return SiamRPNTracker(config, variables)
-
-
-register_tracker('grm', _build_grm, _grm_abstract_variables)
-register_tracker('siamrpn', _build_siamrpn, _siamrpn_abstract_variables)
-register_tracker('static', _build_static)
 
 
 def static_tracker_fns():
@@ -246,29 +198,68 @@ def static_tracker_fns():
 
 
 def make_tracker_fns(config, variables, benchmark: str):
-    """(tracking.api.TrackerFns, variables prepared for them) of the tracker named by
-    config.tracker with its settings for `benchmark` (what `make_tracker`'s class runs; used by
-    eval.py --batch_sequences). config None means the static baseline. Raises ValueError for a
-    tracker without pure functions."""
-    name = 'static' if config is None else config.tracker
-    if name == 'static':
+    """(tracking.api.TrackerFns, variables prepared for them) of the tracker of `config` with its
+    settings for `benchmark` (what `make_tracker`'s class runs; used by eval.py
+    --batch_sequences): the static baseline for config None or tracker 'static', else
+    config.package's (tracking.plugins.make_tracker_fns)."""
+    if is_static(config):
         return static_tracker_fns(), variables
-    if name == 'grm':
-        from grm_jax.functional import tracker_fns
-        return tracker_fns(config, benchmark_threshold(config, benchmark)), variables
-    if name == 'siamrpn':
-        from siam.functional import prepare_variables, tracker_fns
-        return tracker_fns(config), prepare_variables(config, variables)
-    raise ValueError(f'tracker {name!r} (config.tracker) has no TrackerFns for batched '
-                     f'evaluation; known: grm, siamrpn, static')
+    from tracking import plugins
+    return plugins.make_tracker_fns(config, variables, benchmark)
+
+
+class FunctionalTracker:
+    """The `Tracker` protocol over a tracker's pure functions (tracking.api.TrackerFns): the
+    sequential path of a package that defines no `make_tracker` of its own.
+
+    fns, variables: as `make_tracker_fns` returns them. `init` / `step` are jitted once; each
+    frame is passed unpadded (frame_hw = its own size), so a new frame size compiles a new step.
+    `initialize(frame [H, W, 3] uint8 RGB, box_xywh [4])`, then `track(frame) -> [4] float64
+    (x, y, w, h)`; `score` holds the last step's score.
+    """
+
+    def __init__(self, fns, variables):
+        import jax
+        self._init, self._step = jax.jit(fns.init), jax.jit(fns.step)
+        self.variables = jax.device_put(variables)
+        self.state = None
+        self.score = float('nan')
+
+    @staticmethod
+    def _frame(frame: np.ndarray):
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f'frame must be [H, W, 3] uint8 RGB, got {frame.shape} {frame.dtype}')
+        return frame, np.asarray(frame.shape[:2], np.int32)
+
+    def initialize(self, frame: np.ndarray, box_xywh: np.ndarray) -> None:
+        frame, frame_hw = self._frame(frame)
+        box = validate_box_xywh(box_xywh, 'initial box').astype(np.float32)
+        self.state = self._init(self.variables, frame, frame_hw, box)
+        self.score = 1.0
+
+    def track(self, frame: np.ndarray) -> np.ndarray:
+        if self.state is None:
+            raise RuntimeError('FunctionalTracker.track called before initialize')
+        frame, frame_hw = self._frame(frame)
+        self.state, out = self._step(self.variables, self.state, frame, frame_hw)
+        self.score = float(out['score'])
+        return np.asarray(out['box'], np.float64)
 
 
 def make_tracker(config, variables, benchmark: str) -> Tracker:
-    """Builds the tracker named by `config.tracker` with its settings for `benchmark`.
+    """Builds the tracker of `config` with its settings for `benchmark`: StaticTracker for
+    config.tracker 'static', else config.package's make_tracker(config, variables, benchmark),
+    or a `FunctionalTracker` over its `make_tracker_fns` when the package defines no
+    make_tracker.
 
-    Raises ValueError listing the registered trackers for an unknown name.
+    Raises tracking.plugins.PluginError (a ValueError) naming config.package / config.tracker
+    when the package cannot be imported or does not provide the tracker.
     """
-    name = config.tracker
-    if name not in _BUILDERS:
-        raise ValueError(f'unknown tracker {name!r} (config.tracker); known: {known_trackers()}')
-    return _BUILDERS[name](config, variables, benchmark)
+    if is_static(config):
+        return StaticTracker()
+    from tracking import plugins
+    package = plugins.tracker_package(config)
+    if not callable(getattr(package, 'make_tracker', None)):  # optional: adapt its functions
+        return FunctionalTracker(*plugins.make_tracker_fns(config, variables, benchmark))
+    return plugins.make_tracker(config, variables, benchmark)

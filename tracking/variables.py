@@ -2,8 +2,9 @@
 
 `untrained_variables(config)` is the "untrained" baseline of the demo's table and of
 `eval.py --baseline untrained`: the config's model at the initialisation its seed gives
-(`make_task(config).init_variables(PRNGKey(config.seed))`, which also loads the pretrained
-backbone when config.train.pretrained names one), brought to host memory.
+(its package's `init_variables(config, PRNGKey(config.seed))`, tracking.plugins; GRM and the
+Siamese trackers also load the pretrained backbone when config.train.pretrained names one),
+brought to host memory.
 """
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ def untrained_variables(config) -> dict[str, Any]:
     """{'params': ..., 'batch_stats': ...} as numpy arrays: the model of config.tracker at
     config.seed's initialisation. Deterministic in (config, config.seed)."""
     import jax
-    from tracking.train.tasks import make_task
-    task = make_task(config)
-    return jax.device_get(task.init_variables(jax.random.PRNGKey(int(config.seed))))
+
+    from tracking import plugins
+    return jax.device_get(plugins.init_variables(config, jax.random.PRNGKey(int(config.seed))))
 
 
 def load_variables(config, checkpoint: str | None,

@@ -1,21 +1,16 @@
-"""Registry of training tasks: config.tracker -> the tracker package's task class.
+"""The training task of a config: its tracker package's `make_task(config)`.
 
-Tasks are imported only when used, so `make_task` does not pull in every model.
+The package comes from config.package (tracking.plugins); the core lists no tasks and imports
+no tracker package itself, so a new tracker trains without editing this file.
 """
 from __future__ import annotations
 
-import importlib
-
-# config.tracker -> 'module:ClassName' of the training task.
-TASKS = {
-    'grm': 'grm_jax.task:GRMTask',
-    'siamrpn': 'siam.task:SiamRPNTask',
-}
-
 
 def make_task(config):
-    """The training task named by config.tracker (ValueError listing the known ones)."""
-    if config.tracker not in TASKS:
-        raise ValueError(f'no training task for tracker {config.tracker!r}; known: {sorted(TASKS)}')
-    module_name, _, class_name = TASKS[config.tracker].partition(':')
-    return getattr(importlib.import_module(module_name), class_name)(config)
+    """config.package's make_task(config): the training task of config.tracker.
+
+    Raises tracking.plugins.PluginError (a ValueError) naming config.package when the package
+    cannot be imported, does not provide config.tracker, or defines no make_task.
+    """
+    from tracking import plugins
+    return plugins.make_task(config)
