@@ -62,17 +62,32 @@ def siamfc_crop(image: np.ndarray, box_xywh, out_size: int = 511,
     [out_size, out_size, 3] uint8 and the target box in it as corners (x1, y1, x2, y2), centred
     at (out_size // 2, out_size // 2) with size (w, h) * 127 / s_z (pysot's `_get_bbox`).
     """
+    window, box = siamfc_window(box_xywh, out_size, context)
+    crop = warp_crop(image, window, out_size, image.reshape(-1, image.shape[-1]).mean(axis=0))
+    return crop, box
+
+
+def siamfc_window(box_xywh, out_size: int = 511, context: float = CONTEXT_AMOUNT):
+    """(window (x1, y1, x2, y2) of the frame that `siamfc_crop` resamples, target corners in
+    the crop)."""
     x, y, w, h = (float(v) for v in box_xywh)
     s_z = float(context_size(w, h, context))
     s_x = s_z * out_size / EXEMPLAR_SIZE
     cx, cy = x + w / 2.0, y + h / 2.0
     window = (cx - s_x / 2, cy - s_x / 2, cx + s_x / 2, cy + s_x / 2)
-    crop = warp_crop(image, window, out_size, image.reshape(-1, image.shape[-1]).mean(axis=0))
     scale = EXEMPLAR_SIZE / s_z
     c = out_size // 2
     bw, bh = w * scale, h * scale
     box = np.array([c - bw / 2, c - bh / 2, c + bw / 2, c + bh / 2], np.float64)
-    return crop, box
+    return window, box
+
+
+def siamfc_mask_crop(mask: np.ndarray, box_xywh, out_size: int = 511,
+                     context: float = CONTEXT_AMOUNT) -> np.ndarray:
+    """The target mask [H, W] (0/1) cut like `siamfc_crop` cuts the frame: [out_size,
+    out_size] float32 in [0, 1] (bilinear, zero outside the frame)."""
+    window, _ = siamfc_window(box_xywh, out_size, context)
+    return warp_crop(np.asarray(mask, np.float32), window, out_size, 0.0)
 
 
 def _uniform_sym(rng: np.random.Generator) -> float:
@@ -85,7 +100,14 @@ def shift_scale(rng: np.random.Generator, image: np.ndarray, box_xyxy: np.ndarra
     """Crop a window of side out_size - 1 around the image centre, scaled per axis by
     1 + U(-1, 1) scale (at most image/window) and shifted by U(-1, 1) shift pixels per axis
     (clamped inside the image); resample to out_size (zero border). Returns (crop, box)."""
-    im_h, im_w = image.shape[:2]
+    window, box = shift_scale_window(rng, image.shape[:2], box_xyxy, out_size, shift, scale)
+    return warp_crop(image, window, out_size, 0.0), box
+
+
+def shift_scale_window(rng: np.random.Generator, image_hw, box_xyxy: np.ndarray,
+                       out_size: int, shift: float, scale: float):
+    """The random window of `shift_scale` (same draws): (window (x1, y1, x2, y2), box)."""
+    im_h, im_w = image_hw
     cx, cy = im_w // 2, im_h // 2
     w = h = out_size - 1.0
     scale_x = scale_y = 1.0
@@ -102,7 +124,7 @@ def shift_scale(rng: np.random.Generator, image: np.ndarray, box_xyxy: np.ndarra
         x1, y1, x2, y2 = x1 + sx, y1 + sy, x2 + sx, y2 + sy
     box = np.asarray(box_xyxy, np.float64) - np.array([x1, y1, x1, y1])
     box = box / np.array([scale_x, scale_y, scale_x, scale_y])
-    return warp_crop(image, (x1, y1, x2, y2), out_size, 0.0), box
+    return (x1, y1, x2, y2), box
 
 
 def color_offset(rng: np.random.Generator, image_bgr: np.ndarray) -> np.ndarray:
@@ -135,10 +157,25 @@ def augment(rng: np.random.Generator, image_bgr: np.ndarray, box_xyxy: np.ndarra
     -> flip. image_bgr: the 511 crop [H, W, 3] uint8 BGR; box_xyxy: target corners in it.
     Returns the network input [out_size, out_size, 3] float32 (raw BGR values, not clipped)
     and the target corners in it."""
+    image, box, _ = augment_with_mask(rng, image_bgr, box_xyxy, None, out_size, params, gray)
+    return image, box
+
+
+def augment_with_mask(rng: np.random.Generator, image_bgr: np.ndarray, box_xyxy: np.ndarray,
+                      mask: np.ndarray | None, out_size: int, params: AugmentParams,
+                      gray: bool = False):
+    """`augment` (the same random draws, so the same image and box) that also carries the
+    target mask [H, W] (float in [0, 1], aligned with image_bgr, e.g. `siamfc_mask_crop`)
+    through the geometric steps (shift/scale window, flip): returns (image, box, mask
+    [out_size, out_size] uint8 0/1, bilinear value >= 0.5), mask None when none is given."""
     if gray:
         image_bgr = to_gray(image_bgr)
-    image, box = shift_scale(rng, image_bgr, box_xyxy, out_size, params.shift, params.scale)
-    image = image.astype(np.float32)
+    window, box = shift_scale_window(rng, image_bgr.shape[:2], box_xyxy, out_size,
+                                     params.shift, params.scale)
+    image = warp_crop(image_bgr, window, out_size, 0.0).astype(np.float32)
+    if mask is not None:
+        mask = warp_crop(np.asarray(mask, np.float32), window, out_size, 0.0)
+        mask = (mask >= 0.5).astype(np.uint8)
     if params.color > rng.random():
         image = color_offset(rng, image)
     if params.blur > rng.random():
@@ -147,4 +184,6 @@ def augment(rng: np.random.Generator, image_bgr: np.ndarray, box_xyxy: np.ndarra
         image = np.ascontiguousarray(image[:, ::-1])
         width = image.shape[1]
         box = np.array([width - 1 - box[2], box[1], width - 1 - box[0], box[3]])
-    return image, box
+        if mask is not None:
+            mask = np.ascontiguousarray(mask[:, ::-1])
+    return image, box, mask

@@ -23,6 +23,7 @@ import numpy as np
 
 from tracking.data import benchmarks as bm
 from tracking.data import index as index_lib
+from tracking.data import youtube_vos
 from tracking.data.sequence import Sequence
 
 GOT10K_VOT_SPLIT_FILES = ('got10k_vot_train_split.txt', 'got10kvot_train_split.txt')
@@ -122,7 +123,9 @@ def read_coco_objects(root: str | os.PathLike, split: str = 'train2017') -> dict
     Layout: <root>/annotations/instances_<split>.json and <root>/<split>/<file_name>.jpg.
     Returns dict: json_path Path, image_dir Path, ids [M] int64 (annotation ids), boxes [M, 4]
     float32 (x, y, w, h), image [M] int64 (index into the image lists), category_ids [M]
-    (list, None where missing), files (I file names), image_ids (I), image_sizes (I (W, H)).
+    (list, None where missing), segmentations [M] (list: the annotation's `segmentation` as
+    written, polygons or RLE dict, None where missing), files (I file names), image_ids (I),
+    image_sizes (I (W, H)).
     """
     root = bm.require_dir(root, 'COCO root')
     json_path = bm.require_file(root / 'annotations' / f'instances_{split}.json',
@@ -135,7 +138,7 @@ def read_coco_objects(root: str | os.PathLike, split: str = 'train2017') -> dict
         position = {im['id']: k for k, im in enumerate(images)}
     except (KeyError, TypeError):
         raise ValueError(f'{json_path}: expected "images" and "annotations" lists') from None
-    ids, boxes, image, categories = [], [], [], []
+    ids, boxes, image, categories, segmentations = [], [], [], [], []
     for ann in annotations:
         if ann.get('iscrowd', 0):
             continue
@@ -147,9 +150,11 @@ def read_coco_objects(root: str | os.PathLike, split: str = 'train2017') -> dict
         boxes.append(np.asarray(ann['bbox'], np.float32).reshape(4))
         image.append(k)
         categories.append(ann.get('category_id'))
+        segmentations.append(ann.get('segmentation'))
     return dict(json_path=json_path, image_dir=root / split, ids=np.asarray(ids, np.int64),
                 boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
                 image=np.asarray(image, np.int64), category_ids=categories,
+                segmentations=segmentations,
                 files=[im['file_name'] for im in images], image_ids=[im['id'] for im in images],
                 image_sizes=[(im.get('width'), im.get('height')) for im in images])
 
@@ -181,6 +186,7 @@ _LOADERS = {
     'lasot': load_lasot_train,
     'trackingnet': load_trackingnet_train,
     'coco': load_coco,
+    'youtube_vos': youtube_vos.load_youtube_vos,
 }
 TRAINING_SETS = tuple(_LOADERS)
 
@@ -279,9 +285,47 @@ def _coco_spec(name: str, root: Path, split: str = 'train2017') -> index_lib.Ind
             names=[f'coco_{i}' for i in objects['ids']], dirs=[split],
             seq_dir=np.zeros(count, np.int32), lengths=np.ones(count, np.int64),
             boxes=objects['boxes'], visible=bm.usable_boxes(objects['boxes']),
-            files=objects['files'], frame_file=objects['image'].astype(np.int32))
+            files=objects['files'], frame_file=objects['image'].astype(np.int32),
+            masks=coco_mask_records(objects))
 
     return index_lib.IndexSpec(name, root, '{file}', 0, [json_path], build, split)
+
+
+def coco_mask_records(objects: dict) -> index_lib.MaskRecords:
+    """The objects' segmentations (`read_coco_objects`) as index mask records: polygons as
+    their ring coordinates, RLE (compressed strings decoded) as run lengths; no mask where an
+    annotation has no segmentation. ValueError names the annotation file and id."""
+    from tracking.data.masks import MaskError, rle_string_to_counts
+
+    records = index_lib.MaskRecords()
+    for m, segmentation in enumerate(objects['segmentations']):
+        where = f'{objects["json_path"]}: annotation {int(objects["ids"][m])}'
+        width, height = objects['image_sizes'][int(objects['image'][m])]
+        if not segmentation:
+            records.none()
+            continue
+        if width is None or height is None:
+            raise ValueError(f'{where}: its image has no width/height, needed for its mask')
+        try:
+            if isinstance(segmentation, dict):
+                size = segmentation.get('size', [height, width])
+                if [int(size[0]), int(size[1])] != [int(height), int(width)]:
+                    raise MaskError(f'RLE size {list(size)}, image size {[height, width]}')
+                counts = segmentation['counts']
+                if isinstance(counts, str):
+                    counts = rle_string_to_counts(counts)
+                counts = np.asarray(counts, np.int64)
+                if int(counts.sum()) != int(height) * int(width):
+                    raise MaskError(f'RLE covers {int(counts.sum())} pixels, the image '
+                                    f'{height} x {width}')
+                records.rle(counts, height, width)
+            elif isinstance(segmentation, list):
+                records.polygons(segmentation, height, width)
+            else:
+                raise MaskError(f'unknown segmentation type {type(segmentation).__name__}')
+        except (MaskError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f'{where}: bad segmentation: {e}') from None
+    return records
 
 
 _INDEX_SPECS = {
@@ -290,6 +334,7 @@ _INDEX_SPECS = {
     'lasot': _lasot_spec,
     'trackingnet': _trackingnet_spec,
     'coco': _coco_spec,
+    'youtube_vos': youtube_vos.youtube_vos_spec,
 }
 
 

@@ -16,6 +16,16 @@ an index folder (S sequences, N frames in all):
   seq_dir.npy        [S] int32, the folder of each sequence (index into dirs)
   files.npy / file_starts.npy   file names (COCO images), same packing, [F + 1]; F = 0 else
   frame_file.npy     [N] int32 index into files (COCO), or [0] when frames follow the pattern
+  Target masks (only sets that have them, meta.json "masks": true; read per frame, on demand):
+  mask_kind.npy      [N] int8: 0 none, 1 polygons, 2 RLE run lengths, 3 label PNG file
+  mask_size.npy      [N, 2] int32: (H, W) of the mask (kinds 1, 2); (object id, 0) for kind 3
+  mask_parts.npy     [N + 1] int64: frame n's parts are mask_parts[n]..mask_parts[n+1] (one
+                     polygon ring each for kind 1; one part for kinds 2 and 3)
+  mask_part_starts.npy [P + 1] int64: part p spans mask_part_starts[p]..[p+1] of mask_values
+                     (kinds 1, 2) or of mask_paths (kind 3)
+  mask_values.npy    [V] float32 (float64 when a value is not exactly a float32): ring
+                     coordinates x1, y1, x2, y2, ... (kind 1), run lengths (kind 2)
+  mask_paths.npy     [C] uint8: UTF-8 PNG paths relative to the root (kind 3)
 
 Frame i of sequence s is `<root>/<dirs[seq_dir[s]]>/<frame_pattern>` formatted with
 n = i + first_frame and file = files[frame_file[starts[s] + i]] (e.g. '{n:08d}.jpg' for GOT-10k
@@ -53,12 +63,15 @@ import numpy as np
 
 from tracking.images import FrameError, load_image
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2   # 2: optional target masks
 CACHE_ENV = 'TRACKING_INDEX_CACHE'
 ROOT_CACHE_NAME = '.tracking_index'
 
 _ARRAYS = ('starts', 'boxes', 'visible', 'usable_counts', 'names', 'name_starts', 'dirs',
            'dir_starts', 'seq_dir', 'files', 'file_starts', 'frame_file')
+_MASK_ARRAYS = ('mask_kind', 'mask_size', 'mask_parts', 'mask_part_starts', 'mask_values',
+                'mask_paths')
+MASK_NONE, MASK_POLYGONS, MASK_RLE, MASK_PNG = 0, 1, 2, 3
 
 
 class IndexCorrupt(ValueError):
@@ -92,6 +105,65 @@ class IndexArrays:
     visible: np.ndarray
     files: list = dataclasses.field(default_factory=list)
     frame_file: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))
+    masks: 'MaskRecords | None' = None     # one record per frame, in frame order
+
+
+class MaskRecords:
+    """Per-frame target masks as the index stores them (module docstring), added in frame
+    order while building: none(), polygons(rings, h, w), rle(counts, h, w), png(path, id)."""
+
+    def __init__(self):
+        self.kind, self.size, self.parts = [], [], [0]
+        self.part_starts, self.values, self.paths = [0], [], []
+        self._values_len, self._paths_len = 0, 0
+
+    def _part(self, length: int) -> None:
+        self.part_starts.append(self.part_starts[-1] + length)
+
+    def none(self) -> None:
+        self.kind.append(MASK_NONE)
+        self.size.append((0, 0))
+        self.parts.append(self.parts[-1])
+
+    def polygons(self, rings, height: int, width: int) -> None:
+        """rings: flat [x1, y1, x2, y2, ...] sequences (COCO polygons) of a (height, width) image."""
+        self.kind.append(MASK_POLYGONS)
+        self.size.append((int(height), int(width)))
+        for ring in rings:
+            ring = np.asarray(ring, np.float64).reshape(-1)
+            self.values.append(ring)
+            self._part(ring.size)
+        self.parts.append(self.parts[-1] + len(rings))
+
+    def rle(self, counts, height: int, width: int) -> None:
+        """counts: run lengths (column-major, background first) of a (height, width) mask."""
+        counts = np.asarray(counts, np.float64).reshape(-1)
+        self.kind.append(MASK_RLE)
+        self.size.append((int(height), int(width)))
+        self.values.append(counts)
+        self._part(counts.size)
+        self.parts.append(self.parts[-1] + 1)
+
+    def png(self, path: str, object_id: int) -> None:
+        """path: label PNG relative to the root; object_id: the target's pixel value."""
+        encoded = path.encode('utf-8')
+        self.kind.append(MASK_PNG)
+        self.size.append((int(object_id), 0))
+        self.paths.append(encoded)
+        self._part(len(encoded))
+        self.parts.append(self.parts[-1] + 1)
+
+    def arrays(self) -> dict:
+        values = np.concatenate(self.values) if self.values else np.zeros(0, np.float64)
+        as_float32 = values.astype(np.float32)
+        if np.array_equal(as_float32, values):
+            values = as_float32
+        return dict(mask_kind=np.asarray(self.kind, np.int8),
+                    mask_size=np.asarray(self.size, np.int32).reshape(-1, 2),
+                    mask_parts=np.asarray(self.parts, np.int64),
+                    mask_part_starts=np.asarray(self.part_starts, np.int64),
+                    mask_values=values,
+                    mask_paths=np.frombuffer(b''.join(self.paths), np.uint8).copy())
 
 
 def arrays_from_sequences(records: Iterable[tuple[str, str, np.ndarray, np.ndarray]]
@@ -216,6 +288,45 @@ class DatasetIndex:
         except FrameError as e:
             raise FrameError(f'{self.dataset} sequence {self.name(s)}, frame {i}: {e}') from e
 
+    @property
+    def has_masks(self) -> bool:
+        return 'mask_kind' in self._a
+
+    def mask(self, s: int, i: int) -> np.ndarray | None:
+        """[H, W] uint8 0/1 target mask of frame i of sequence s, decoded from the index (or
+        read from its label PNG) now; None when the frame or the set has none. MaskError names
+        the sequence, frame and file."""
+        if not self.has_masks:
+            return None
+        from tracking.data import masks as masks_lib
+        a, b = self._span(s)
+        if not 0 <= i < b - a:
+            raise IndexError(f'{self.dataset} sequence {self.name(s)}: frame {i} out of range '
+                             f'(0..{b - a - 1})')
+        n = a + i
+        kind = int(self._a['mask_kind'][n])
+        if kind == MASK_NONE:
+            return None
+        first, last = int(self._a['mask_parts'][n]), int(self._a['mask_parts'][n + 1])
+        starts = self._a['mask_part_starts']
+        size = [int(v) for v in self._a['mask_size'][n]]
+        where = f'{self.dataset} sequence {self.name(s)}, frame {i}'
+        try:
+            if kind == MASK_POLYGONS:
+                rings = [self._a['mask_values'][int(starts[p]):int(starts[p + 1])]
+                         for p in range(first, last)]
+                return masks_lib.polygons_to_mask(rings, *size)
+            if kind == MASK_RLE:
+                counts = self._a['mask_values'][int(starts[first]):int(starts[first + 1])]
+                return masks_lib.rle_decode(np.asarray(counts, np.int64), *size)
+            if kind == MASK_PNG:
+                rel = _string(self._a['mask_paths'], starts, first)
+                labels = masks_lib.read_label_png(os.path.join(self._root_text, rel))
+                return (labels == size[0]).astype(np.uint8)
+        except masks_lib.MaskError as e:
+            raise masks_lib.MaskError(f'{where}: {e}') from None
+        raise masks_lib.MaskError(f'{where}: unknown mask kind {kind} in {self.folder}')
+
     def sequence(self, s: int):
         """Sequence s as a `Sequence` (frame paths, boxes, visible; no extras)."""
         from tracking.data.sequence import Sequence
@@ -252,6 +363,12 @@ class SequenceTable:
 
     def frame(self, s: int, i: int) -> np.ndarray:
         return self.sequences[s].frame(i)
+
+    def mask(self, s: int, i: int) -> np.ndarray | None:
+        """[H, W] uint8 0/1 target mask of frame i of sequence s, None when it has none
+        (`tracking.data.masks.sequence_mask`: the sequence's extra['masks'])."""
+        from tracking.data.masks import sequence_mask
+        return sequence_mask(self.sequences[s], i)
 
 
 def as_frame_table(data) -> DatasetIndex | SequenceTable:
@@ -358,6 +475,11 @@ def _final_arrays(built: IndexArrays) -> dict:
                frame_file=np.asarray(built.frame_file, np.int32))
     for key, strings in (('names', built.names), ('dirs', built.dirs), ('files', built.files)):
         out[key], out[f'{key[:-1]}_starts'] = _pack(strings)
+    if built.masks is not None:
+        out.update(built.masks.arrays())
+        if len(out['mask_kind']) != len(visible):
+            raise ValueError(f'dataset index: {len(out["mask_kind"])} mask records but '
+                             f'{len(visible)} frames')
     return out
 
 
@@ -366,7 +488,7 @@ def _write(folder: Path, name: str, arrays: dict, meta: dict) -> Path:
     final = folder / name
     tmp = Path(tempfile.mkdtemp(prefix=f'.tmp-{name}-', dir=folder))
     try:
-        for key in _ARRAYS:
+        for key in _ARRAYS + (_MASK_ARRAYS if meta.get('masks') else ()):
             np.save(tmp / f'{key}.npy', arrays[key], allow_pickle=False)
         (tmp / 'meta.json').write_text(json.dumps(meta, indent=1))
         try:
@@ -397,7 +519,7 @@ def _read(folder: Path, spec: IndexSpec, fp: str) -> DatasetIndex:
     _check(meta.get('dataset') == spec.dataset and meta.get('fingerprint') == fp, meta_path,
            'dataset or fingerprint does not match the folder name')
     arrays = {}
-    for key in _ARRAYS:
+    for key in _ARRAYS + (_MASK_ARRAYS if meta.get('masks') else ()):
         path = folder / f'{key}.npy'
         try:
             arrays[key] = np.load(path, mmap_mode='r', allow_pickle=False)
@@ -412,6 +534,13 @@ def _read(folder: Path, spec: IndexSpec, fp: str) -> DatasetIndex:
            folder / 'starts.npy', f'does not span the {n} frames')
     _check(arrays['frame_file'].shape in ((0,), (n,)), folder / 'frame_file.npy',
            f'shape {arrays["frame_file"].shape}, expected (0,) or ({n},)')
+    if meta.get('masks'):
+        for key, shape in (('mask_kind', (n,)), ('mask_size', (n, 2)), ('mask_parts', (n + 1,))):
+            _check(arrays[key].shape == shape, folder / f'{key}.npy',
+                   f'shape {arrays[key].shape}, expected {shape}')
+        parts = int(arrays['mask_parts'][-1])
+        _check(arrays['mask_part_starts'].shape == (parts + 1,),
+               folder / 'mask_part_starts.npy', f'does not list the {parts} mask parts')
     for key in ('names', 'dirs', 'files'):
         starts = arrays[f'{key[:-1]}_starts']
         _check(starts.ndim == 1 and len(starts) >= 1 and int(starts[-1]) == len(arrays[key]),
@@ -468,7 +597,8 @@ def open_index(spec: IndexSpec, cache: str | os.PathLike | None = None) -> Datas
                     options=spec.options, frame_pattern=spec.frame_pattern,
                     first_frame=int(spec.first_frame), fingerprint=fp,
                     annotation_files=len(spec.annotation_files),
-                    sequences=len(arrays['seq_dir']), frames=len(arrays['boxes']))
+                    sequences=len(arrays['seq_dir']), frames=len(arrays['boxes']),
+                    masks='mask_kind' in arrays)
         _write(target, name, arrays, meta)
         _remove_stale(target, stem, keep=name)
     return _read(target / name, spec, fp)

@@ -35,12 +35,16 @@ class PysotPairSampler:
     frame_ranges: max template-search distance per dataset, in usable frames.
     data_config: `config.data` with neg, gray, template / search augmentation sections
     (shift, scale, blur, flip, color). targets: optional `fn(rng, search_box, negative) -> dict`
-    whose arrays are added to each sample (e.g. anchor labels).
+    whose arrays are added to each sample (e.g. anchor labels). masks: also emit the search
+    crop's target mask (SiamAttn): `search_mask` [search, search] uint8 0/1 cut and augmented
+    with the same affine maps as the search image (flip included) and `has_mask` int32, 1 when
+    the search frame has a mask (frame table `mask(s, i)` not None) and the pair is positive;
+    zeros and 0 otherwise. Reading masks draws no random number (same pairs either way).
     """
 
     def __init__(self, sequences_per_dataset: Seq[Seq[Sequence]], ratios: Seq[float],
                  frame_ranges: Seq[int], data_config, template_size: int, search_size: int,
-                 seed: int, targets: Callable | None = None):
+                 seed: int, targets: Callable | None = None, masks: bool = False):
         if not len(sequences_per_dataset) == len(ratios) == len(frame_ranges):
             raise ValueError(f'pysot pairs: {len(sequences_per_dataset)} datasets, '
                              f'{len(ratios)} ratios, {len(frame_ranges)} frame ranges')
@@ -51,6 +55,7 @@ class PysotPairSampler:
         self.search_aug = augment_lib.AugmentParams.from_config(data_config.search)
         self.template_size, self.search_size = int(template_size), int(search_size)
         self.targets = targets
+        self.masks = bool(masks)
         self.datasets, self.frame_ranges, weights = [], [], []
         for d, (sequences, ratio, frame_range) in enumerate(
                 zip(sequences_per_dataset, ratios, frame_ranges)):
@@ -98,6 +103,16 @@ class PysotPairSampler:
         crop, box = augment_lib.siamfc_crop(image, np.array(table.boxes(s)[frame]), CROP_SIZE)
         return np.ascontiguousarray(crop[..., ::-1]), box
 
+    @staticmethod
+    def _mask_crop(sequence: tuple, frame: int) -> np.ndarray | None:
+        """511 crop (float32 0..1) of the target mask of one frame, None without a mask."""
+        table, s = sequence
+        mask_of = getattr(table, 'mask', None)
+        mask = mask_of(s, frame) if mask_of is not None else None
+        if mask is None:
+            return None
+        return augment_lib.siamfc_mask_crop(mask, np.array(table.boxes(s)[frame]), CROP_SIZE)
+
     def sample(self, index: int) -> dict:
         """Sample `index`: template [127, 127, 3] float32 and search [255, 255, 3] float32 (raw
         BGR values), search_box [4] float32 target corners in the search crop (for a negative
@@ -111,10 +126,15 @@ class PysotPairSampler:
         s_image, s_box = self._crop(s_seq, s_frame)
         template, _ = augment_lib.augment(rng, t_image, t_box, self.template_size,
                                           self.template_aug, gray)
-        search, box = augment_lib.augment(rng, s_image, s_box, self.search_size,
-                                          self.search_aug, gray)
+        s_mask = self._mask_crop(s_seq, s_frame) if self.masks and not negative else None
+        search, box, mask = augment_lib.augment_with_mask(rng, s_image, s_box, s_mask,
+                                                          self.search_size, self.search_aug, gray)
         out = dict(template=template, search=search, search_box=box.astype(np.float32),
                    negative=np.int32(negative), index=np.int64(index))
+        if self.masks:
+            size = self.search_size
+            out['search_mask'] = mask if mask is not None else np.zeros((size, size), np.uint8)
+            out['has_mask'] = np.int32(mask is not None)
         if self.targets is not None:
             out.update(self.targets(rng, box, negative))
         return out

@@ -328,7 +328,11 @@ def generate_sequence(seed: int, num_frames: int, frame_size: tuple[int, int] = 
         doc), always inside the frame with w, h >= 2,
       visible [T] bool: False where < 10% of the target's pixels can be seen,
       visible_fraction [T] float32: fraction of the target's pixels that can be seen,
-      occluded_fraction [T] float32: fraction of its in-frame pixels covered by occluders).
+      occluded_fraction [T] float32: fraction of its in-frame pixels covered by occluders,
+      masks [T, H, W] uint8: the target's visible pixels (1): its rendered alpha (motion blur
+        included) >= 0.5 and not under an occluder; look-alike distractors are drawn below it).
+    Computing the masks draws no random number: frames, boxes and visible flags are the same as
+    without them (version 1.1.0's, bit for bit).
     """
     if num_frames < 1:
         raise ValueError(f'generate_sequence(seed={seed}): num_frames must be >= 1, '
@@ -361,6 +365,7 @@ def generate_sequence(seed: int, num_frames: int, frame_size: tuple[int, int] = 
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     visible_fraction = np.empty(num_frames, np.float32)
     occluded_fraction = np.zeros(num_frames, np.float32)
+    masks = np.zeros((num_frames, height, width), np.uint8)
     target_app, target_boxes, target_vel = target
     for t in range(num_frames):
         py, px = pan[t]
@@ -377,11 +382,13 @@ def generate_sequence(seed: int, num_frames: int, frame_size: tuple[int, int] = 
                 occluder_cover[slices[0]] = 1.0
         visible_fraction[t], occluded_fraction[t] = _visibility(
             target_app, target_boxes[t], occluder_cover)
+        masks[t] = _target_mask(target_app, target_boxes[t], target_vel[t], occluder_cover)
         frame = frame * gain[t] + offset[t]
         frames[t] = np.clip(frame, 0, 255).astype(np.uint8)
     boxes = _clip_boxes(target_boxes, width, height)
     return dict(frames=frames, boxes=boxes, visible=visible_fraction >= MIN_VISIBLE_FRACTION,
-                visible_fraction=visible_fraction, occluded_fraction=occluded_fraction)
+                visible_fraction=visible_fraction, occluded_fraction=occluded_fraction,
+                masks=masks)
 
 
 def _resize_rgb(appearance: dict, w: int, h: int) -> np.ndarray:
@@ -393,6 +400,20 @@ def _draw(frame, appearance, box, velocity):
     x0, y0, w, h = (int(v) for v in box)
     premult, alpha, pad_x, pad_y = _render_patch(appearance, w, h, velocity)
     return _composite(frame, premult, alpha, x0 - pad_x, y0 - pad_y)
+
+
+def _target_mask(appearance, box, velocity, occluder_cover) -> np.ndarray:
+    """[H, W] uint8: 1 where the target's drawn alpha (as `_draw` composites it, motion blur
+    included) is >= 0.5 and no occluder covers the pixel."""
+    height, width = occluder_cover.shape
+    x0, y0, w, h = (int(v) for v in box)
+    _, alpha, pad_x, pad_y = _render_patch(appearance, w, h, velocity)
+    mask = np.zeros((height, width), np.uint8)
+    slices = _paste_slices(x0 - pad_x, y0 - pad_y, alpha.shape[1], alpha.shape[0], width, height)
+    if slices is not None:
+        fs, ps = slices
+        mask[fs] = (alpha[ps] >= 0.5) & (occluder_cover[fs] == 0)
+    return mask
 
 
 def _visibility(appearance, box, occluder_cover):
@@ -459,8 +480,10 @@ class SyntheticTrackingConfig(tfds.core.BuilderConfig):
 class SyntheticTracking(tfds.core.GeneratorBasedBuilder):
     """Procedural single-object tracking sequences (see `generate_sequence`); no download."""
 
-    VERSION = tfds.core.Version('1.1.0')
+    VERSION = tfds.core.Version('1.2.0')
     RELEASE_NOTES = {
+        '1.2.0': "Adds 'masks': each frame's visible target mask (PNG, 0/1); frames, boxes and "
+                 'visible flags are 1.1.0\'s unchanged.',
         '1.1.0': 'Less background clutter (3-7 shapes instead of 15-34) and 0-1 look-alike '
                  'distractors instead of 1-3, so that a tiny model can learn in minutes; a static '
                  'box still scores a success AUC of 0.14 on the test split.',
@@ -496,6 +519,7 @@ class SyntheticTracking(tfds.core.GeneratorBasedBuilder):
                 'frames': tfds.features.Video((None, height, width, 3), encoding_format='jpeg'),
                 'boxes': tfds.features.Tensor(shape=(None, 4), dtype=np.float32),
                 'visible': tfds.features.Tensor(shape=(None,), dtype=np.bool_),
+                'masks': tfds.features.Video((None, height, width, 1), encoding_format='png'),
             }),
             homepage=None,
         )
@@ -516,6 +540,7 @@ class SyntheticTracking(tfds.core.GeneratorBasedBuilder):
                 'frames': [io.BytesIO(_encode_jpeg(f)) for f in data['frames']],
                 'boxes': data['boxes'],
                 'visible': data['visible'],
+                'masks': [io.BytesIO(_encode_png(m)) for m in data['masks']],
             }
 
 
@@ -531,6 +556,13 @@ def _encode_jpeg(frame: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def _encode_png(mask: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode('.png', mask)
+    if not ok:
+        raise RuntimeError('synthetic: PNG encoding failed')
+    return buf.tobytes()
+
+
 def default_data_dir() -> str:
     return os.environ.get('TRACKING_DATA_DIR', str(DEFAULT_DATA_DIR))
 
@@ -543,7 +575,8 @@ def load_synthetic(split: str, data_dir: str | None = None, num_sequences: int |
     num_sequences). data_dir: TFDS data dir, default $TRACKING_DATA_DIR or <repo>/work/tfds.
     num_sequences: keep the first n sequences (by index). config: 'default' or 'small'.
     Returns Sequences sorted by name, frames [T, H, W, 3] uint8 RGB (decoded JPEG), boxes [T, 4]
-    float32 xywh, visible [T] bool, extra {'seed': int, 'image_size': (W, H)}.
+    float32 xywh, visible [T] bool, extra {'seed': int, 'image_size': (W, H), 'masks': T PNG
+    byte strings of the target masks, decoded per use by `tracking.data.masks.sequence_mask`}.
     """
     import tensorflow as tf
 
@@ -556,7 +589,8 @@ def load_synthetic(split: str, data_dir: str | None = None, num_sequences: int |
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         compute_stats=tfds.download.ComputeStatsMode.SKIP))
     dataset = builder.as_dataset(split=split, shuffle_files=False,
-                                 decoders={'frames': tfds.decode.SkipDecoding()})
+                                 decoders={'frames': tfds.decode.SkipDecoding(),
+                                           'masks': tfds.decode.SkipDecoding()})
     examples = sorted(tfds.as_numpy(dataset), key=lambda e: int(e['seed']))
     if num_sequences is not None:
         examples = examples[:num_sequences]
@@ -566,6 +600,7 @@ def load_synthetic(split: str, data_dir: str | None = None, num_sequences: int |
         sequences.append(Sequence(
             name=example['name'].decode(), frames=frames, boxes=example['boxes'],
             visible=example['visible'],
-            extra={'seed': int(example['seed']), 'image_size': (frames.shape[2],
-                                                                frames.shape[1])}))
+            extra={'seed': int(example['seed']),
+                   'image_size': (frames.shape[2], frames.shape[1]),
+                   'masks': [bytes(m) for m in example['masks']]}))
     return sequences
