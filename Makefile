@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= work/demo
 
-.PHONY: install demo demo-siamrpn test bench clean
+.PHONY: install demo demo-siamrpn demo-siamattn test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: install
 # The same for SiamRPN++-tiny (configs/siamrpn.py:tiny).
 demo-siamrpn: install
 	$(PY) demo.py --config configs/siamrpn.py:tiny --workdir work/demo_siamrpn
+
+# The same for SiamAttn-tiny (configs/siamattn.py:tiny; learns boxes and masks, docs/siamattn.md).
+demo-siamattn: install
+	$(PY) demo.py --config configs/siamattn.py:tiny --workdir work/demo_siamattn
 
 test: install
 	$(PY) -m pytest -q -ra

@@ -79,15 +79,39 @@ class SiamAttn(nn.Module):
         return dict(backbone_x=backbone, neck_x=neck_x, dsa_z=dsa_z, dsa_x=dsa_x, cls=cls,
                     loc=loc, box_features=box_features, mask_features=mask_features)
 
+    def train_forward(self, z, x, select_rois, backbone_train_layers=()):
+        """Training forward: z [B, 127, 127, 3] and x [B, 255, 255, 3] go through the backbone
+        one after the other (as SiamRPN.train_forward); BatchNorms use batch statistics in the
+        neck, RPN, fusion and mask head, and in the backbone only in `backbone_train_layers`.
+        select_rois(cls, loc) -> dict with `box_rois` [Rb, 5] and `mask_rois` [Rm, 5] (and any
+        other arrays), called on the RPN outputs with their gradient stopped (the RoIs are
+        constants, as the detached proposals of the official training).
+        Returns dict(cls, loc, box (refine_box dict), mask (refine_mask dict), rois (what
+        select_rois returned))."""
+        layers = tuple(backbone_train_layers)
+        levels = self._levels()
+        zb = self.backbone(z, layers)
+        xb = self.backbone(x, layers)
+        zf = self.neck(zb[-levels:], train=True)
+        xf = self.neck(xb[-levels:], train=True)
+        dsa_z, dsa_x = self.feature_enhance(tuple(zf), xf)
+        cls, loc = self.rpn_head(dsa_z, dsa_x, train=True)
+        search_maps = tuple(xb[:-levels]) + tuple(dsa_x)
+        box_features, mask_features = self.feature_fusion(dsa_z, dsa_x, search_maps, train=True)
+        rois = select_rois(jax.lax.stop_gradient(cls), jax.lax.stop_gradient(loc))
+        return dict(cls=cls, loc=loc, box=self.refine_box(box_features, rois['box_rois']),
+                    mask=self.refine_mask(mask_features, rois['mask_rois'], train=True),
+                    rois=rois)
+
     def refine_box(self, box_features, rois):
         """box_features [B, 25, 25, 256], rois [R, 5] (batch index, x1, y1, x2, y2 in search-crop
         pixels) -> dict(pool0, offsets [R, 4, 4, 2], pool [R, 4, 4, 256], deltas [R, 4])."""
         return self.bbox_head(box_features, rois)
 
-    def refine_mask(self, mask_features, rois):
+    def refine_mask(self, mask_features, rois, train: bool = False):
         """mask_features [B, 63, 63, 256], rois [R, 5] -> dict(pool0, offsets [R, 16, 16, 2],
-        pool [R, 16, 16, 256], logits [R, 64, 64, 1])."""
-        return self.mask_head(mask_features, rois)
+        pool [R, 16, 16, 256], logits [R, 64, 64, 1]); train: batch-statistics BatchNorm."""
+        return self.mask_head(mask_features, rois, train)
 
     def __call__(self, z, x, box_rois, mask_rois):
         """Everything on one (z, x) pair: track_forward's dict plus `box` and `mask` (the
