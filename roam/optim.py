@@ -138,7 +138,10 @@ class CoordinatewiseLSTM:
 
         def init_fn(params):
             leaves, treedef = jax.tree_util.tree_flatten(params)
-            if initial_rate is None or jnp.ndim(initial_rate) == 0:
+            scalar = initial_rate is None or (
+                jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(initial_rate))
+                and jnp.ndim(initial_rate) == 0)   # a pytree of rates is not a scalar
+            if scalar:
                 r0 = 0.0 if initial_rate is None else initial_rate
                 rates = [jnp.full(jnp.shape(x), r0, jnp.float32) for x in leaves]
             else:
