@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tracking.data import benchmarks as bm
+from tracking.data import imagenet_vid
 from tracking.data import index as index_lib
 from tracking.data import youtube_vos
 from tracking.data.sequence import Sequence
@@ -181,6 +182,7 @@ def load_coco(root: str | os.PathLike, split: str = 'train2017') -> list[Sequenc
 
 
 _LOADERS = {
+    'imagenet_vid': imagenet_vid.load_imagenet_vid,
     'got10k_train': load_got10k_train,
     'got10k_vot_train': load_got10k_vot_train,
     'lasot': load_lasot_train,
@@ -329,6 +331,7 @@ def coco_mask_records(objects: dict) -> index_lib.MaskRecords:
 
 
 _INDEX_SPECS = {
+    'imagenet_vid': imagenet_vid.index_spec,
     'got10k_train': _got10k_spec,
     'got10k_vot_train': _got10k_spec,
     'lasot': _lasot_spec,
