@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= work/demo
 
-.PHONY: install demo demo-siamrpn demo-siamattn test bench clean
+.PHONY: install demo demo-siamrpn demo-siamattn demo-roam test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo-siamrpn: install
 # The same for SiamAttn-tiny (configs/siamattn.py:tiny; learns boxes and masks, docs/siamattn.md).
 demo-siamattn: install
 	$(PY) demo.py --config configs/siamattn.py:tiny --workdir work/demo_siamattn
+
+# The same for ROAM-tiny (configs/roam.py:tiny; meta-trains the learned optimizer, docs/roam.md).
+demo-roam: install
+	$(PY) demo.py --config configs/roam.py:tiny --workdir work/demo_roam
 
 test: install
 	$(PY) -m pytest -q -ra

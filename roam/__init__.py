@@ -10,8 +10,8 @@ optimizer as optax transformations, Meta-SGD first step, Random Filter Scaling),
 
 # --- the tracker-package protocol (docs/architecture.md, "A tracker package") -----------------
 # configs/roam.py sets config.package = 'roam'; the core finds these functions by that name
-# (tracking.plugins). Heavy modules are imported inside each function. No `make_tracker`: the
-# core's sequential path runs tracker_fns through tracking.tracker.FunctionalTracker.
+# (tracking.plugins). Heavy modules are imported inside each function. `make_tracker` is
+# roam.tracker.ROAMTracker, the initialize/track adapter over the same jitted init/step.
 # init_variables is the tracker's layout (`roam.convert.from_official`'s); the training task's
 # own split of the same arrays (trained meta-parameters, frozen VGG) is roam.task's.
 
@@ -22,6 +22,14 @@ def tracker_fns(config, float64_state: bool = True):
     """ROAM's `tracking.api.TrackerFns` (`roam.functional.tracker_fns`)."""
     from roam.functional import tracker_fns as make
     return make(config, float64_state)
+
+
+def make_tracker(config, variables, benchmark: str):
+    """`roam.tracker.ROAMTracker(config, variables)` (the official tracker's values come from
+    config.test, not from `benchmark`)."""
+    del benchmark
+    from roam.tracker import ROAMTracker
+    return ROAMTracker(config, variables)
 
 
 def abstract_variables(config):
