@@ -85,6 +85,9 @@ def get_config(arg: str = 'vitb_256') -> ml_collections.ConfigDict:
     c.test = ml_collections.ConfigDict(dict(
         thresholds=ml_collections.ConfigDict(dict(
                         lasot=0.4, nfs=0.6, uav123=0.55, avist=0.4, default=0.0)),
+        # Network precision: 'float32' (the parity path), 'tf32' or 'bfloat16'
+        # (tracking/precision.py; docs/performance.md "Test precision").
+        precision='float32',
     ))
 
     if arg == 'vitb_256_got':

@@ -83,6 +83,9 @@ def _test(**kw):
         miss_thres=0.1,
         reliable_thres=0.6,
         min_size=10.0,
+        # Network precision: 'float32' (the parity path), 'tf32' or 'bfloat16'
+        # (tracking/precision.py; docs/performance.md "Test precision").
+        precision='float32',
     ))
     t.update(kw)
     return t

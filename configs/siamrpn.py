@@ -52,6 +52,9 @@ def _test(**kw):
         conv_impl='xla',
         # Tracking search crop (TRACK.INSTANCE_SIZE); None: model.search_size.
         instance_size=ml_collections.config_dict.placeholder(int),
+        # Network precision: 'float32' (the parity path), 'tf32' or 'bfloat16'
+        # (tracking/precision.py; docs/performance.md "Test precision").
+        precision='float32',
     ))
     t.update(kw)
     return t

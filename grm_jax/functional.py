@@ -49,6 +49,7 @@ import numpy as np
 
 from grm_jax import head as head_lib
 from grm_jax.model import GRM, model_config_of
+from tracking import precision as precision_lib
 from tracking.api import TrackerFns
 from tracking.boxes import clip_box_margin
 from tracking.crops import normalize_imagenet
@@ -85,21 +86,25 @@ def normalize_u8(crop):
     return jnp.asarray(_NORMALIZED_U8)[crop.astype(jnp.int32), jnp.arange(3)]
 
 
-def network_fn(config):
+def network_fn(config, precision=None):
     """The network part of a tracking step, unjitted: f(variables, template [B,Ht,Wt,3],
     search [B,Hs,Ws,3] float32 normalised, threshold [] or [B]) -> GRM's output dict plus
     'window_boxes' [B, 4] ((cx, cy, w, h) crop fractions at the argmax of the Hann-weighted score
     map) and 'window_score' [B] (that maximum). config: full GRM config or its model section.
-    Traced with float32 matmul precision (MATMUL_PRECISION)."""
+    precision: 'float32' | 'tf32' | 'bfloat16' (`tracking.precision`); None: config.test.precision
+    ('float32' for a model section). 'float32' is traced with float32 matmul precision
+    (MATMUL_PRECISION); the outputs are float32 in every mode (the windowed argmax runs on them)."""
+    mode = precision_lib.precision_of(config) if precision is None else (
+        precision_lib.validate(precision, 'grm_jax.network_fn: precision'))
     model_config = model_config_of(config)
     model = GRM(model_config)
     window = hann2d(model_config.search_size // model_config.patch_size)
+    apply = precision_lib.network_call(model.apply, mode, float32_matmul=MATMUL_PRECISION)
 
     def forward(variables, template, search, threshold):
-        with jax.default_matmul_precision(MATMUL_PRECISION):
-            out = model.apply(variables, jnp.asarray(template, jnp.float32),
-                              jnp.asarray(search, jnp.float32),
-                              jnp.asarray(threshold, jnp.float32))
+        out = apply(variables, jnp.asarray(template, jnp.float32),
+                    jnp.asarray(search, jnp.float32),
+                    threshold=jnp.asarray(threshold, jnp.float32))
         win = jnp.asarray(window)
         out['window_boxes'] = head_lib.decode_boxes(out['score_map'], out['size_map'],
                                                     out['offset_map'], win)
@@ -128,11 +133,13 @@ def map_box_back(window_box, resize_factor, prev_box, search_size: int):
     return jnp.stack([cx_img - 0.5 * w, cy_img - 0.5 * h, w, h])
 
 
-def tracker_fns(config, threshold=0.0) -> TrackerFns:
+def tracker_fns(config, threshold=0.0, precision=None) -> TrackerFns:
     """GRM's `TrackerFns` for a config (full GRM config or its model section).
 
     threshold: the division threshold (0 = argmax, e.g. config.test.thresholds.lasot); a float or
     a traced [] array, stored in the state by `init`.
+    precision: the network's precision (`network_fn`); None: config.test.precision, 'float32'
+    for a model section. Crops, map back and state are float32 in every mode.
     init(variables, frame [Hp,Wp,3] uint8, frame_hw [2] int32, box_xywh [4]) -> state (module
     docstring); the template is the exact `sample_target` crop (factor template_factor).
     step(variables, state, frame, frame_hw) -> (state, out): out['box'] [4] float32 (x, y, w, h)
@@ -142,7 +149,8 @@ def tracker_fns(config, threshold=0.0) -> TrackerFns:
     frame_hw within the padded frame.
     """
     cfg = model_config_of(config)
-    forward = network_fn(cfg)
+    forward = network_fn(cfg, precision_lib.precision_of(config) if precision is None
+                         else precision)
 
     def init(variables, frame, frame_hw, box_xywh):
         del variables          # the template crop needs no weights

@@ -14,6 +14,7 @@ import numpy as np
 from grm_jax.functional import CLIP_MARGIN, MATMUL_PRECISION, hann2d, network_fn, tracker_fns
 from grm_jax.model import model_config_of
 from tracking.boxes import validate_box_xywh
+from tracking.precision import precision_of
 
 
 def make_forward(config):
@@ -46,16 +47,17 @@ def jitted_fns(config):
     init(variables, frame, frame_hw, box_xywh, threshold) -> state (threshold traced);
     step(variables, state, frame, frame_hw) -> (state, out).
     """
-    return _cached_jitted_fns(model_config_of(config))
+    return _cached_jitted_fns(model_config_of(config), precision_of(config))
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_jitted_fns(model_config):
-    step = tracker_fns(model_config).step
+def _cached_jitted_fns(model_config, precision):
+    step = tracker_fns(model_config, precision=precision).step
 
     @jax.jit
     def init(variables, frame, frame_hw, box_xywh, threshold):
-        return tracker_fns(model_config, threshold).init(variables, frame, frame_hw, box_xywh)
+        return tracker_fns(model_config, threshold, precision).init(variables, frame, frame_hw,
+                                                                     box_xywh)
 
     return init, jax.jit(step)
 

@@ -118,7 +118,9 @@ class Attention(nn.Module):
             decisions = onehot[..., 1]
         else:
             attn = jax.nn.softmax(logits, axis=-1)
-        out = jnp.einsum('bhnm,bhmd->bhnd', attn, v).transpose(0, 2, 1, 3).reshape(b, n, c)
+        # attn is float32 (masked softmax); in v's dtype a bfloat16 network stays bfloat16
+        out = jnp.einsum('bhnm,bhmd->bhnd', attn.astype(v.dtype), v)
+        out = out.transpose(0, 2, 1, 3).reshape(b, n, c)
         out = nn.Dense(c, kernel_init=dense_init, name='proj')(out)
         return out, logprobs, decisions
 

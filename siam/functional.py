@@ -40,10 +40,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from siam.anchors import score_size, tracker_anchors
 from siam.model import SiamRPN, build_model, winograd_variables
+from tracking import precision as precision_lib
 from tracking.api import TrackerFns
 from tracking.device_crops import get_subwindow_device
 
@@ -243,9 +245,19 @@ def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
     'score': [] float32 foreground score of the chosen anchor}).
     variables: `prepare_variables(config, v)` of the model's {'params', 'batch_stats'}.
     float64_state: the state and its arithmetic in float64 (pysot's dtype; default) or float32.
+    config.test.precision ('float32' default | 'tf32' | 'bfloat16', `tracking.precision`) applies
+    to the two network calls only; their outputs (template maps in the state, cls, loc) are float32.
     """
     geo = geometry(config)
-    model = build_model(config.model, config.test.get('conv_impl', 'xla'))
+    mode = precision_lib.precision_of(config)
+    float32_precision = config.model.get('precision', None)
+    model_config = config.model
+    if mode != 'float32':      # the model fixes per-op precision: the mode's, per op
+        model_config = ml_collections.ConfigDict(config.model.to_dict())
+        model_config.precision = precision_lib.per_op_precision(mode, float32_precision)
+    model = build_model(model_config, config.test.get('conv_impl', 'xla'))
+    # float32: ops without a per-op precision (the RPN's level weighting) get the model's too.
+    network = precision_lib.network_call(model.apply, mode, float32_matmul=float32_precision)
     dtype = jnp.float64 if float64_state else jnp.float32
 
     def init(variables, frame, frame_hw, box_xywh):
@@ -260,8 +272,8 @@ def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
             z_center = window_center(center, side)
         z_crop = get_subwindow_device(image, frame_hw, z_center, geo.template_size, side,
                                       average)
-        template = model.apply(variables, z_crop[None].astype(jnp.float32),
-                               method=SiamRPN.template_features)
+        template = network(variables, z_crop[None].astype(jnp.float32),
+                           method=SiamRPN.template_features)
         return dict(center=center, size=size, channel_average=average,
                     template=tuple(t[0] for t in template))
 
@@ -277,9 +289,9 @@ def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
             x_center = window_center(center, x_side)
         x_crop = get_subwindow_device(image, frame_hw, x_center, geo.search_size, x_side,
                                       state['channel_average'])
-        outputs = model.apply(variables, x_crop[None].astype(jnp.float32),
-                              tuple(t[None] for t in state['template']),
-                              method=SiamRPN.track_forward)
+        outputs = network(variables, x_crop[None].astype(jnp.float32),
+                          tuple(t[None] for t in state['template']),
+                          method=SiamRPN.track_forward)
         cls, loc = outputs['cls'][0], outputs['loc'][0]
         if cls.shape[0] != geo.score_size:
             raise ValueError(f'siam.tracker_fns: score map {cls.shape[:2]} but anchors for '
