@@ -8,7 +8,12 @@ adapter `tracker.SiamRPNTracker` reproduce the official pysot numbers
 
 
 def tracker_fns(config, float64_state: bool = True):
-    """SiamRPN++'s `tracking.api.TrackerFns(init, step)`; see `siam.functional.tracker_fns`."""
+    """The `tracking.api.TrackerFns(init, step)` of the config's tracker: SiamAttn's
+    (`siam.attn_functional.tracker_fns`) when config.model.arch == 'siamattn', else SiamRPN++'s
+    (`siam.functional.tracker_fns`)."""
+    if config.model.get('arch', None) == 'siamattn':
+        from siam.attn_functional import tracker_fns as make_attn
+        return make_attn(config, float64_state)
     from siam.functional import tracker_fns as make
     return make(config, float64_state)
 
@@ -33,12 +38,13 @@ def make_tracker_fns(config, variables, benchmark: str):
 
 
 def make_tracker(config, variables, benchmark: str):
-    """The sequential tracker: `siam.tracker.SiamRPNTracker(config, variables)` for SiamRPN++;
-    for SiamAttn `tracking.tracker.FunctionalTracker` over its TrackerFns. Both run the same
-    jitted step as `tracker_fns`."""
+    """The sequential tracker: `siam.tracker.SiamRPNTracker(config, variables)` for SiamRPN++,
+    `siam.tracker.SiamAttnTracker` for SiamAttn (its `polygon` is what VOT records). Both run
+    the same jitted step as `tracker_fns`."""
+    del benchmark
     if config.tracker == 'siamattn':
-        from tracking.tracker import FunctionalTracker
-        return FunctionalTracker(*make_tracker_fns(config, variables, benchmark))
+        from siam.tracker import SiamAttnTracker
+        return SiamAttnTracker(config, variables)
     from siam.tracker import SiamRPNTracker
     return SiamRPNTracker(config, variables)
 

@@ -35,7 +35,10 @@ and its slot is freed for the next sequence; the others keep running. Results ar
 Times. Each frame's time is the wall time of the device call(s) of its iteration divided by the
 number of slots holding a sequence (the per-frame share of the batched call), so the result
 files' time columns keep the one-at-a-time path's meaning (seconds of tracker per frame).
-Boxes come from the step's float32 out['box'] (as [4] float64 in the files).
+Boxes come from the step's float32 out['box'] (as [4] float64 in the files). VOT regions: a
+tracker whose TrackerFns has `region(out, frame_wh)` (SiamAttn: the mask polygon through OpenCV)
+gets the step's whole out back on the host and each tracking slot's region is made there and
+recorded instead of its box (the polygon time is in the protocol time, not the device time).
 """
 from __future__ import annotations
 
@@ -138,6 +141,8 @@ class BatchedFns:
       scores [N] f32)
     fused(variables, state, frames, frame_hw, boxes, is_init, is_track) -> the same as init
       then step, in one call.
+    step_out / fused_out: as step / fused, returning (state, out) with the step's whole out
+      dict (leading slot axis), for trackers whose VOT region is made on the host from it.
     Each compiles once per (N, Hp, Wp).
     """
 
@@ -148,19 +153,29 @@ class BatchedFns:
         def init(variables, state, frames, frame_hw, boxes, is_init):
             return select_slots(is_init, vinit(variables, frames, frame_hw, boxes), state)
 
-        def step(variables, state, frames, frame_hw, is_track):
+        def step_out(variables, state, frames, frame_hw, is_track):
             new_state, out = vstep(variables, state, frames, frame_hw)
-            return (select_slots(is_track, new_state, state),
-                    jnp.asarray(out['box'], jnp.float32), jnp.asarray(out['score'], jnp.float32))
+            return select_slots(is_track, new_state, state), out
+
+        def step(variables, state, frames, frame_hw, is_track):
+            state, out = step_out(variables, state, frames, frame_hw, is_track)
+            return (state, jnp.asarray(out['box'], jnp.float32),
+                    jnp.asarray(out['score'], jnp.float32))
 
         def fused(variables, state, frames, frame_hw, boxes, is_init, is_track):
             state = init(variables, state, frames, frame_hw, boxes, is_init)
             return step(variables, state, frames, frame_hw, is_track)
 
+        def fused_out(variables, state, frames, frame_hw, boxes, is_init, is_track):
+            state = init(variables, state, frames, frame_hw, boxes, is_init)
+            return step_out(variables, state, frames, frame_hw, is_track)
+
         self.init_all = jax.jit(vinit)
         self.init = jax.jit(init)
         self.step = jax.jit(step)
         self.fused = jax.jit(fused)
+        self.step_out = jax.jit(step_out)
+        self.fused_out = jax.jit(fused_out)
 
 
 @functools.lru_cache(maxsize=8)
@@ -223,6 +238,9 @@ def run_pending_batched(make_fns: Callable[[], tuple[TrackerFns, Any]],
         return failures
     fns, variables = make_fns()
     batched = batched_fns(fns)
+    # VOT region from the step's out on the host (SiamAttn's mask polygon), when the tracker
+    # has one: fns.region(out of one slot, (W, H)) -> [k, 2] corners or None.
+    region_fn = getattr(fns, 'region', None) if protocol == VOT else None
     num_slots = int(batch_sequences)
     slots: list[_Slot | None] = [None] * num_slots
     read_frame = FrameReader()
@@ -322,18 +340,24 @@ def run_pending_batched(make_fns: Callable[[], tuple[TrackerFns, Any]],
             stats.assemble_s += time.perf_counter() - assemble_start
             # The device: init where needed, step the others.
             device_start = time.perf_counter()
-            out_boxes = None
+            out_boxes = out_all = None
             if state is None:
                 state = batched.init_all(variables, buffer, frame_hw, boxes)
                 if is_track.any():   # cannot happen: every slot starts with an init
                     raise AssertionError('batched runner: first iteration with a tracking slot')
+            elif fused and region_fn is not None:
+                state, out_all = batched.fused_out(variables, state, buffer, frame_hw, boxes,
+                                                   is_init, is_track)
             elif fused:
                 state, out_boxes, _ = batched.fused(variables, state, buffer, frame_hw, boxes,
                                                     is_init, is_track)
             else:
                 if is_init.any():
                     state = batched.init(variables, state, buffer, frame_hw, boxes, is_init)
-                if is_track.any():
+                if is_track.any() and region_fn is not None:
+                    state, out_all = batched.step_out(variables, state, buffer, frame_hw,
+                                                      is_track)
+                elif is_track.any():
                     state, out_boxes, _ = batched.step(variables, state, buffer, frame_hw,
                                                        is_track)
             # Decode the frames after this one while the device computes (and frame 0 of the
@@ -349,7 +373,10 @@ def run_pending_batched(make_fns: Callable[[], tuple[TrackerFns, Any]],
             for sequence in itertools.islice(todo, ending):
                 if id(sequence) not in early:
                     early[id(sequence)] = pool.submit(read_frame, sequence, 0)
-            if out_boxes is not None:
+            if out_all is not None:
+                out_all = jax.device_get(out_all)
+                out_boxes = np.asarray(out_all['box'])
+            elif out_boxes is not None:
                 out_boxes = np.asarray(out_boxes)
             else:
                 jax.block_until_ready(state)
@@ -365,8 +392,13 @@ def run_pending_batched(make_fns: Callable[[], tuple[TrackerFns, Any]],
                     if is_init[i]:
                         slot.protocol.record_init(seconds)
                     else:
-                        slot.protocol.record_track(out_boxes[i].astype(np.float64),
-                                                   (frame.shape[1], frame.shape[0]), seconds)
+                        frame_wh = (frame.shape[1], frame.shape[0])
+                        region = None
+                        if region_fn is not None:
+                            region = region_fn(jax.tree_util.tree_map(lambda a: a[i], out_all),
+                                               frame_wh)
+                        slot.protocol.record_track(out_boxes[i].astype(np.float64), frame_wh,
+                                                   seconds, region)
                     if slot.protocol.done:
                         on_finish(slot.sequence, slot.protocol.records, slot.protocol.times)
                         slots[i] = None

@@ -109,17 +109,20 @@ class ResetProtocol:
         self.records.append(CODE_INIT)
         self._advance()
 
-    def record_track(self, box, frame_wh, seconds: float = 0.0) -> bool:
-        """The tracker gave `box` ([4] x, y, w, h px) on frame `index` of size frame_wh (W, H).
+    def record_track(self, box, frame_wh, seconds: float = 0.0, region=None) -> bool:
+        """The tracker gave `box` ([4] x, y, w, h px) on frame `index` of size frame_wh (W, H),
+        and optionally a polygon `region` ([k, 2] or [2k] corners, k >= 3: e.g. SiamAttn's mask
+        polygon), which then stands for the box (PySOT reports outputs['polygon'] when the
+        tracker has a mask).
 
-        Records the box when its raster overlap (bounds (W, H)) with the ground truth is > 0,
-        else code 2 (a NaN box is a failure) and schedules the re-initialisation `skip` frames
-        later. Returns True for a failure.
+        Records the box (or region) when its raster overlap (bounds (W, H)) with the ground
+        truth is > 0, else code 2 (a NaN box is a failure) and schedules the re-initialisation
+        `skip` frames later. Returns True for a failure.
         """
         if self.done or self.needs_init:
             raise RuntimeError(f'sequence {self.name}: frame {self.index} is not a track frame')
         index = self.index
-        box = np.asarray(box, np.float64).reshape(-1)
+        box = np.asarray(box if region is None else region, np.float64).reshape(-1)
         self.times[index] = seconds
         failed = not region_overlap(box, self.regions[index], tuple(frame_wh)) > 0
         if failed:
@@ -149,6 +152,8 @@ def run_supervised(tracker, sequence, skip: int = SKIP_INITIALIZE, read_frame=No
     """Runs `tracker` over `sequence` with VOT's reset protocol (PySOT tools/test.py).
 
     read_frame(sequence, i) -> [H, W, 3] uint8 (default sequence.frame(i)).
+    A tracker whose `polygon` attribute is not None after `track` (SiamAttn with its mask) is
+    scored and recorded by that polygon ([4, 2]) instead of its box.
     Returns:
       records: T entries, 1 (init), 2 (failure), 0 (skipped) or a [4] float64 (x, y, w, h) box.
       times: [T] float64 seconds in `initialize` / `track` (a failure frame holds its `track`
@@ -175,9 +180,20 @@ def run_supervised(tracker, sequence, skip: int = SKIP_INITIALIZE, read_frame=No
         start = _now()
         prediction = tracker.track(frame)
         seconds = _now() - start
+        polygon = getattr(tracker, 'polygon', None)
         protocol.record_track(_as_box(prediction, sequence, index),
-                              (frame.shape[1], frame.shape[0]), seconds)
+                              (frame.shape[1], frame.shape[0]), seconds,
+                              None if polygon is None else _as_polygon(polygon, sequence, index))
     return protocol.records, protocol.times
+
+
+def _as_polygon(polygon, sequence, index: int) -> np.ndarray:
+    """A tracker's polygon as [2k] float64 (k >= 3 corners); ValueError naming the frame else."""
+    values = np.asarray(polygon, np.float64).reshape(-1)
+    if values.size < 6 or values.size % 2:
+        raise ValueError(f'sequence {sequence.name}, frame {index}: tracker polygon has shape '
+                         f'{np.shape(polygon)}, expected [k, 2] corners with k >= 3')
+    return values
 
 
 def _now() -> float:
