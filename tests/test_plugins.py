@@ -241,6 +241,81 @@ def test_package_without_make_tracker_runs_its_functions(toy_package, monkeypatc
         tracker.track(np.zeros((6, 7), np.uint8))
 
 
+def test_roam_abstract_variables_match_its_initialisation():
+    """roam.abstract_variables (built from shapes) == the tree init_variables returns (tiny)."""
+    import jax
+
+    from tracking.config import load_config
+    config = load_config(str(REPO / 'configs/roam.py:tiny'))
+    spec = lambda tree: jax.tree_util.tree_map(lambda x: (x.shape, np.dtype(x.dtype)), tree)  # noqa
+    assert spec(plugins.abstract_variables(config)) == spec(
+        plugins.init_variables(config, jax.random.PRNGKey(0)))
+
+
+def test_static_baseline_needs_no_package():
+    from tracking.tracker import StaticTracker, expected_variables, make_tracker, make_tracker_fns
+    config = ml_collections.ConfigDict(dict(tracker='static'))
+    assert isinstance(make_tracker(config, None, 'otb'), StaticTracker)
+    assert expected_variables(config) is None and expected_variables(None) is None
+    fns, variables = make_tracker_fns(None, None, 'otb')
+    state = fns.init(None, None, None, np.float32([1, 2, 3, 4]))
+    np.testing.assert_array_equal(fns.step(None, state, None, None)[1]['box'], [1, 2, 3, 4])
+
+
+def test_errors_name_the_config_key_and_the_package(toy_package, tmp_path):
+    from tracking.tracker import make_tracker
+    from tracking.train.tasks import make_task
+
+    no_field = ml_collections.ConfigDict(dict(tracker='toy'))
+    with pytest.raises(ValueError, match=r"config has no 'package' field \(tracker 'toy'\)"):
+        make_tracker(no_field, None, 'otb')
+    with pytest.raises(ValueError, match=r"config.package = 'no_such_pkg_zz9': tracker package "
+                                         r"'no_such_pkg_zz9' is not installed or not on sys.path"):
+        make_task(_config('no_such_pkg_zz9'))
+    with pytest.raises(ValueError, match=r"unknown tracker 'nope' \(config.tracker\) in tracker "
+                                         rf"package '{toy_package}' \(config.package\); "
+                                         r"known: \['toy', 'toy_fast'\]"):
+        make_tracker(_config(toy_package, 'nope'), None, 'otb')
+
+    (tmp_path / 'toy_partial_pkg_a1.py').write_text("TRACKERS = ('toy',)\n")  # no functions
+    with pytest.raises(ValueError, match=r"tracker package 'toy_partial_pkg_a1' \(config.package\) "
+                                         r'does not define make_task\(\), which training'):
+        make_task(_config('toy_partial_pkg_a1'))
+    (tmp_path / 'toy_untagged_pkg_a1.py').write_text('def make_task(config):\n    return 1\n')
+    with pytest.raises(ValueError, match=r"'toy_untagged_pkg_a1' does not define TRACKERS"):
+        make_task(_config('toy_untagged_pkg_a1'))
+    (tmp_path / 'toy_broken_pkg_a1.py').write_text('import no_such_dependency_zz9\n')
+    with pytest.raises(ValueError, match=r"tracker package 'toy_broken_pkg_a1' failed to import "
+                                         r"\(ModuleNotFoundError: No module named "
+                                         r"'no_such_dependency_zz9'\)"):
+        make_task(_config('toy_broken_pkg_a1'))
+    for name in ('toy_partial_pkg_a1', 'toy_untagged_pkg_a1', 'toy_broken_pkg_a1'):
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize('config_file', sorted(p.name for p in (REPO / 'configs').glob('*.py')))
+def test_every_config_names_a_package_that_has_the_protocol(config_file):
+    """configs/*.py: config.package imports, lists config.tracker and defines every protocol
+    name (documented in docs/architecture.md, "A tracker package")."""
+    from tracking.config import load_config
+    config = load_config(str(REPO / 'configs' / config_file))
+    package = plugins.tracker_package(config)
+    missing = [n for n in plugins.PROTOCOL if not hasattr(package, n)]
+    assert not missing, f'{config_file}: package {config.package!r} lacks {missing}'
+    doc = (REPO / 'docs' / 'architecture.md').read_text()
+    for name in plugins.PROTOCOL + plugins.OPTIONAL:
+        assert f'`{name}' in doc, name
+
+
+def test_grm_and_siamrpn_abstract_variables_from_their_packages():
+    from tracking.config import load_config
+    from tracking.tracker import expected_variables
+    grm = expected_variables(load_config(str(REPO / 'configs/grm.py:tiny')))
+    siam = expected_variables(load_config(str(REPO / 'configs/siamrpn.py:tiny')))
+    assert set(grm) >= {'params'} and set(siam) >= {'params', 'batch_stats'}
+    assert 'backbone' in grm['params'] and grm['params']['backbone']['pos_embed_x'].ndim == 3
+
+
 # --- grm_jax: no import cycle ---------------------------------------------------------------------
 
 def _grm_import_graph() -> dict[str, set[str]]:
