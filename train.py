@@ -1,6 +1,7 @@
 """Trains a tracker: `python train.py --config configs/grm.py:tiny --workdir DIR [--config.a.b=v]`.
 
-The task comes from config.tracker (tracking/train/tasks.py). Re-running with the same workdir
+The task is the make_task(config) of the tracker package config.package names
+(tracking/plugins.py). Re-running with the same workdir
 resumes from its newest checkpoint. SIGTERM or SIGINT (preemption, Ctrl-C) saves a checkpoint at
 the next step boundary and exits with status 128 + signal (143 SIGTERM, 130 SIGINT), saying so on
 stderr. A command-line or config error is one `train.py: error: ...` line, exit status 2. On a
