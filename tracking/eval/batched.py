@@ -96,8 +96,10 @@ class OnePassProtocol:
         self.times[0] = seconds
         self.index = 1
 
-    def record_track(self, box, frame_wh, seconds: float = 0.0) -> bool:
-        del frame_wh
+    def record_track(self, box, frame_wh, seconds: float = 0.0, region=None) -> bool:
+        """Records the box (a region, e.g. a mask polygon, is ignored: one-pass benchmarks
+        score the axis-aligned box)."""
+        del frame_wh, region
         self.records[self.index] = np.asarray(box, np.float64).reshape(4)
         self.times[self.index] = seconds
         self.index += 1
