@@ -271,6 +271,7 @@ def test_r50_backbone_schedule_and_groups():
             assert seen[group] == {1.0}, (step, group)
 
 
+@pytest.mark.slow
 def test_one_jitted_train_step_on_the_tiny_config():
     from siam.attn_task import SiamAttnTask
     from tracking.train import loop, sharding
