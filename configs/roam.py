@@ -62,8 +62,18 @@ def _train(**kw):
         lr_decay=0.5,
         lr_decay_every_epochs=5,
         num_epochs=20,
+        num_steps=-1,               # -1: num_epochs * data.samples_per_epoch // batch_size
         batch_size=16,
         seed=42,
+        # Frozen extractor weights: MatConvNet imagenet-vgg-verydeep-16.mat (what the official
+        # code loads) or a torchvision vgg16 .pth. Empty: random frozen widths (tiny only,
+        # unless allow_random_vgg).
+        vgg_weights='',
+        allow_random_vgg=False,
+        checkpoint_every_steps=500,
+        keep_checkpoints=3,
+        log_every_steps=10,
+        tensorboard=True,
     ))
     t.update(kw)
     return t
@@ -95,7 +105,10 @@ def _data(**kw):
     d = ml_collections.ConfigDict(dict(
         datasets=('imagenet_vid',),
         ratios=(1.0,),
-        min_track_length=50,
+        min_track_length=50,        # make_vid_info.py: tracks of >= 50 visible frames
+        # One epoch = one pass over the training tracks (the official DataLoader over VID's
+        # track list; its size is not stated in the code): set to your track count.
+        samples_per_epoch=8000,
         roots=ml_collections.ConfigDict(dict(imagenet_vid='', got10k='', lasot='',
                                              synthetic='')),
         index_cache='',
@@ -121,7 +134,8 @@ def get_config(arg: str = 'vgg16') -> ml_collections.ConfigDict:
     c.data = _data()
     if arg == 'tiny':
         # Same geometry rules at a quarter of the target size: 81 px crops, 21x21 maps,
-        # 7x7 base filters, narrow VGG (random, trained) and 8-channel compression.
+        # 7x7 base filters, narrow VGG (random; frozen in meta-training) and 8-channel
+        # compression. Meta-training on the synthetic set: CPU minutes (docs/roam.md).
         c.model.vgg_channels = (8, 8, 16, 16, 16, 16, 16, 32, 32, 32)
         c.model.feat_channels = 32
         c.model.cf_channels = 8
@@ -133,6 +147,21 @@ def get_config(arg: str = 'vgg16') -> ml_collections.ConfigDict:
         c.model.anchor_pos_num = 8
         c.train.offset_range = 32
         c.train.batch_size = 4
+        c.train.num_steps = 300
+        c.train.checkpoint_every_steps = 100
+        c.train.log_every_steps = 10
+        # Scales for a run of minutes: the random extractor's conv1_1 x 1/64 gives features
+        # of about unit size; theta0 starts at unit scale (the official 1e-7 would leave the
+        # model at zero for thousands of steps), lambda0 at 1e-2 and the LSTM's rates at
+        # sigmoid(-5) = 6.7e-3 (official -10: 4.5e-5); Adam 1e-3 on both groups.
+        c.train.random_vgg_gain = 1 / 64
+        c.model.theta_init_scale = 1.0
+        c.model.meta_lr_init = 1e-2
+        c.model.lstm_bias_init = -5.0
+        c.train.meta_init_lr = 1e-3
+        c.train.meta_opt_lr = 1e-3
         c.data.datasets = ('synthetic',)
+        c.data.min_track_length = 31
+        c.data.samples_per_epoch = 400
         c.data.num_parallel_calls = 2
     return c
