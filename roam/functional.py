@@ -6,7 +6,8 @@ jittable functions: `tracker_fns(config)` -> tracking.api.TrackerFns(init, step)
     state, out = fns.step(variables, state, frame, frame_hw)   # out: box [4] f32, score [] f32
 
 variables: {'vgg': VGG pytree, 'theta0', 'lambda0': theta pytrees, 'meta_opt': LSTM params}
-(`roam.convert.from_official`). frame: [Hp, Wp, 3] uint8 RGB padded bottom/right; frame_hw:
+(`roam.convert.from_official`), or a meta-training checkpoint's {'params': {...}, 'vgg'}
+(`tracker_variables`). frame: [Hp, Wp, 3] uint8 RGB padded bottom/right; frame_hw:
 [2] int32 real (height, width). Static shapes everywhere; the filter size is data (int32 [2])
 inside the static K x K embedding of `roam.model`.
 
@@ -224,6 +225,22 @@ def memory_order(count, db_size: int, total: int):
     return (oldest + jnp.arange(total, dtype=jnp.int32) % jnp.maximum(n, 1)) % db_size
 
 
+def tracker_variables(variables) -> dict:
+    """{'vgg', 'theta0', 'lambda0', 'meta_opt'} from either layout: `roam.convert.from_official`'s
+    (returned as is) or a meta-training checkpoint's {'params': {'theta0', 'lambda0',
+    'meta_opt'}, 'vgg': ..., ...} (roam.task). KeyError naming what is missing otherwise."""
+    if 'params' in variables:
+        if 'vgg' not in variables:
+            raise KeyError(f"roam: variables with 'params' need the frozen 'vgg' beside them "
+                           f"(have {sorted(variables)})")
+        variables = dict(variables['params'], vgg=variables['vgg'])
+    missing = [k for k in ('vgg', 'theta0', 'lambda0', 'meta_opt') if k not in variables]
+    if missing:
+        raise KeyError(f'roam: variables lack {missing} (have {sorted(variables)}); expected '
+                       f"roam.convert.from_official's layout or a roam.task checkpoint")
+    return variables
+
+
 # ------------------------------------------------------------------ the tracker
 
 
@@ -290,6 +307,7 @@ def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
 
     # -------------------------------------------------------------- init
     def init(variables, frame, frame_hw, box_xywh):
+        variables = tracker_variables(variables)
         frame = jnp.asarray(frame)
         frame_hw = jnp.asarray(frame_hw, jnp.int32)
         with state_scope(float64_state):
@@ -397,6 +415,7 @@ def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
 
     # -------------------------------------------------------------- step
     def step(variables, state, frame, frame_hw):
+        variables = tracker_variables(variables)
         frame = jnp.asarray(frame)
         frame_hw = jnp.asarray(frame_hw, jnp.int32)
         with state_scope(float64_state):
@@ -462,5 +481,6 @@ def init_variables(config, rng, theta_scale: float | None = None) -> dict:
             'meta_opt': lopt.init(k_opt)}
 
 
-__all__ = ['tracker_fns', 'init_variables', 'memory_order', 'first_frame_samples', 'search_patch', 'resized_pixels', 'search_window',
+__all__ = ['tracker_fns', 'init_variables', 'tracker_variables', 'memory_order',
+           'first_frame_samples', 'search_patch', 'resized_pixels', 'search_window',
            'gaussian_map']

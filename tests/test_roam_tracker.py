@@ -225,3 +225,20 @@ def test_adapter_checks_its_inputs():
         tracker.initialize(frame.astype(np.float32), (3, 3, 10, 10))
     with pytest.raises(ValueError, match='1705'):
         tracker.initialize(np.zeros((20, 1800, 3), np.uint8), (3, 3, 10, 10))
+
+
+def test_variables_of_a_training_checkpoint_are_accepted():
+    """roam.make_tracker (the package protocol) takes from_official's layout and a roam.task
+    checkpoint's {'params': {theta0, lambda0, meta_opt}, 'vgg', 'batch_stats'} alike."""
+    import roam
+    config = _config()
+    flat = rf.init_variables(config, jax.random.PRNGKey(0))
+    ckpt = {'params': {k: flat[k] for k in ('theta0', 'lambda0', 'meta_opt')},
+            'vgg': flat['vgg'], 'batch_stats': {}}
+    assert rf.tracker_variables(ckpt).keys() == flat.keys()
+    assert rf.tracker_variables(flat) is flat
+    assert isinstance(roam.make_tracker(config, ckpt, 'otb'), ROAMTracker)
+    with pytest.raises(KeyError, match='vgg'):
+        rf.tracker_variables({'params': ckpt['params']})
+    with pytest.raises(KeyError, match='meta_opt'):
+        rf.tracker_variables({k: flat[k] for k in ('vgg', 'theta0', 'lambda0')})
