@@ -464,19 +464,25 @@ def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
 
 
 def init_variables(config, rng, theta_scale: float | None = None) -> dict:
-    """Untrained variables for `tracker_fns` (the layout of `roam.convert.from_official`):
-    random VGG of config.model.vgg_channels (numpy He init, seed from rng), theta0 as the
-    official MetaCFNet init (scale config.model.theta_init_scale, or `theta_scale`), lambda0 =
-    model.meta_lr_init everywhere, the LSTM's PyTorch-style init."""
+    """Untrained variables for `tracker_fns` (the layout of `roam.convert.from_official`).
+
+    theta_scale None: the meta-training task's initialisation (`roam.task.ROAMTask`: its
+    frozen VGG, e.g. the random one with train.random_vgg_gain for tiny, theta0 at
+    model.theta_init_scale, lambda0, the LSTM), so the untrained baseline is the model training
+    starts from. A float: a self-contained random model for tests and benchmarks (numpy He VGG
+    of model.vgg_channels without gain, seed from rng; theta0 at that scale; lambda0 =
+    model.meta_lr_init; the LSTM's PyTorch-style init)."""
     m = config.model
+    if theta_scale is None:
+        from roam.task import ROAMTask
+        return tracker_variables(ROAMTask(config).init_variables(rng))
     from roam.vgg import init_params
     k_vgg, k_theta, k_opt = jax.random.split(rng, 3)
     seed = int(jax.random.randint(k_vgg, (), 0, 2 ** 31 - 1))
-    scale = m.theta_init_scale if theta_scale is None else theta_scale
     lopt = CoordinatewiseLSTM(m.lstm_hidden, m.lstm_layers, bias_init=m.lstm_bias_init,
                               p=m.grad_preprocess_p)
     return {'vgg': jax.tree_util.tree_map(jnp.asarray, init_params(seed, tuple(m.vgg_channels))),
-            'theta0': rm.init_theta(k_theta, config, scale),
+            'theta0': rm.init_theta(k_theta, config, theta_scale),
             'lambda0': rm.init_rates(config, m.meta_lr_init),
             'meta_opt': lopt.init(k_opt)}
 

@@ -215,7 +215,7 @@ def test_search_window_and_resize_sizes_match_python():
 
 def test_adapter_checks_its_inputs():
     config = _config()
-    tracker = ROAMTracker(config, rf.init_variables(config, jax.random.PRNGKey(0)))
+    tracker = ROAMTracker(config, rf.init_variables(config, jax.random.PRNGKey(0), 1.0))
     frame = np.zeros((H, W, 3), np.uint8)
     with pytest.raises(RuntimeError, match='before initialize'):
         tracker.track(frame)
@@ -232,7 +232,7 @@ def test_variables_of_a_training_checkpoint_are_accepted():
     checkpoint's {'params': {theta0, lambda0, meta_opt}, 'vgg', 'batch_stats'} alike."""
     import roam
     config = _config()
-    flat = rf.init_variables(config, jax.random.PRNGKey(0))
+    flat = rf.init_variables(config, jax.random.PRNGKey(0))           # the task's init
     ckpt = {'params': {k: flat[k] for k in ('theta0', 'lambda0', 'meta_opt')},
             'vgg': flat['vgg'], 'batch_stats': {}}
     assert rf.tracker_variables(ckpt).keys() == flat.keys()
