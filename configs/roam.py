@@ -152,12 +152,12 @@ def get_config(arg: str = 'vgg16') -> ml_collections.ConfigDict:
         c.train.log_every_steps = 10
         # Scales for a run of minutes: the random extractor's conv1_1 x 1/64 gives features
         # of about unit size; theta0 starts at unit scale (the official 1e-7 would leave the
-        # model at zero for thousands of steps), lambda0 at 1e-2 and the LSTM's rates at
-        # sigmoid(-5) = 6.7e-3 (official -10: 4.5e-5); Adam 1e-3 on both groups.
+        # model at zero for thousands of steps), lambda0 at 3e-3 and the LSTM's rates at
+        # sigmoid(-6) = 2.5e-3 (official -10: 4.5e-5); Adam 1e-3 on both groups.
         c.train.random_vgg_gain = 1 / 64
         c.model.theta_init_scale = 1.0
-        c.model.meta_lr_init = 1e-2
-        c.model.lstm_bias_init = -5.0
+        c.model.meta_lr_init = 3e-3
+        c.model.lstm_bias_init = -6.0
         c.train.meta_init_lr = 1e-3
         c.train.meta_opt_lr = 1e-3
         c.data.datasets = ('synthetic',)
