@@ -171,6 +171,7 @@ def test_tiny_model_shapes_and_converter_round_trip():
     from siam.siamattn import dummy_inputs, variable_shapes
 
     config = get_config('tiny')
+    pool = config.model.refine.roi_pool_size        # mask pool side; box pool side pool // 4
     shapes = variable_shapes(config.model)
     assert set(shapes) == {'params', 'batch_stats'}     # no sown intermediates
     rng = np.random.default_rng(0)
@@ -178,7 +179,7 @@ def test_tiny_model_shapes_and_converter_round_trip():
         lambda spec: rng.standard_normal(spec.shape).astype(spec.dtype), shapes)
     state_dict = to_official(variables)
     assert state_dict['mask_head.upsample.weight'].shape == (16, 16, 4, 4)      # (I, O, kh, kw)
-    assert state_dict['bbox_head.tail_det.0.weight'].shape == (32, 16 * 4 * 4)  # (O, I)
+    assert state_dict['bbox_head.tail_det.0.weight'].shape == (32, 16 * (pool // 4) ** 2)
     assert state_dict['feature_enhance.pams.0.gamma'].shape == (1,)
     restored = from_official(state_dict, config)
     jax.tree_util.tree_map(np.testing.assert_array_equal, restored, variables)
@@ -192,8 +193,9 @@ def test_tiny_model_shapes_and_converter_round_trip():
     assert out['cls'].shape == (2, 25, 25, 10) and out['loc'].shape == (2, 25, 25, 20)
     assert out['box_features'].shape == (2, 25, 25, 16)
     assert out['mask_features'].shape == (2, 63, 63, 16)
-    assert out['box']['deltas'].shape == (3, 4) and out['box']['offsets'].shape == (3, 4, 4, 2)
-    assert out['mask']['logits'].shape == (3, 64, 64, 1)
+    assert out['box']['deltas'].shape == (3, 4)
+    assert out['box']['offsets'].shape == (3, pool // 4, pool // 4, 2)
+    assert out['mask']['logits'].shape == (3, 4 * pool, 4 * pool, 1)   # stride-4 upsampling
 
 
 def test_convert_cli_reads_a_siamattn_checkpoint(tmp_path):
