@@ -117,8 +117,8 @@ def test_coco(tmp_path):
 
 def test_unknown_and_missing(tmp_path):
     with pytest.raises(ValueError) as err:
-        load_training_set('imagenet_vid', tmp_path)
-    for name in ('got10k_train', 'got10k_vot_train', 'lasot', 'trackingnet', 'coco'):
+        load_training_set('imagenet_det', tmp_path)   # not a training set here
+    for name in ('got10k_train', 'got10k_vot_train', 'lasot', 'trackingnet', 'coco', 'imagenet_vid'):
         assert name in str(err.value) and name in TRAINING_SETS
     with pytest.raises(FileNotFoundError, match='instances_train2017.json'):
         load_training_set('coco', tmp_path)
