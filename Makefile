@@ -32,7 +32,7 @@ demo-roam: install
 	$(PY) demo.py --config configs/roam.py:tiny --workdir work/demo_roam
 
 test: install
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n 2 --dist loadfile
 
 bench: install
 	$(PY) benchmarks/grm_latency.py
