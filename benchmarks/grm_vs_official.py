@@ -1,0 +1,184 @@
+"""GRM's tracker step against the official GRM tracker, side by side on this machine.
+
+    python benchmarks/grm_vs_official.py --official_cmd "<command>" [--variant vitb_256] \
+        [--rounds 12] [--warmup 2] [--weights bundle|random]
+
+Two persistent processes: this one runs ours (`GRMTracker.track`, the thin adapter over the
+jitted `grm_jax.tracker_fns(config).step`: the frame goes to the device, the exact crop,
+normalisation, the network, Hann-window argmax, map back and margin clip, the box back to the
+host); `--official_cmd` starts the other, which must drive the official tracker and speak this
+line protocol on stdin/stdout (one line each; this repository ships no such driver, see
+docs/performance.md):
+
+    (startup)                  -> ready
+    init <image path> x y w h  -> ok
+    step <image path>          -> x y w h wall_s cpu_s   (its tracker's track() alone, timed
+                                                           in its own process)
+    quit
+
+Both trackers are initialised on frame 1 of ../shared's vot/bag and then, round by round, each
+tracks the next frame in turn (ours, official, ours, ...), so both see the same load on a
+shared machine. Each side decodes the frame outside its timed region; each times its step in
+wall seconds and in its own process CPU seconds (all threads). `--warmup` rounds are untimed
+(compilation). Reported: medians of each side, the median of the per-round ratios ours /
+official, the load average before and after, and the largest box difference between the two
+sides (with `--weights bundle`, both sides run the reference bundle's weights: ours converted
+with `grm_jax.convert.from_official`, so the boxes should agree to parity tolerance; with
+`random` ours is random and the difference means nothing). Writes
+benchmarks/results/grm_vs_official.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from benchmarks.common import BAG, RESULTS_DIR, machine  # noqa: E402
+from configs.grm import get_config  # noqa: E402
+from grm_jax.tracker import GRMTracker  # noqa: E402
+from tracking.images import load_image  # noqa: E402
+
+BUNDLE = REPO.parent / 'shared' / 'reference' / 'grm_vitb_256'
+
+
+class Official:
+    """The official tracker's process, spoken to with the line protocol (module docstring)."""
+
+    def __init__(self, command: str):
+        self.command = command
+        self.process = subprocess.Popen(shlex.split(command), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, bufsize=1)
+        self._expect('ready', 'startup')
+
+    def _read(self, what: str) -> str:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f'official driver ({self.command!r}) ended during {what} '
+                               f'(exit code {self.process.poll()})')
+        return line.strip()
+
+    def _expect(self, word: str, what: str) -> None:
+        while True:
+            line = self._read(what)
+            if line == word:
+                return
+            if line.startswith('error'):
+                raise RuntimeError(f'official driver, {what}: {line}')
+
+    def init(self, path: Path, box) -> None:
+        self.process.stdin.write(f'init {path} ' + ' '.join(f'{v:.6f}' for v in box) + '\n')
+        self._expect('ok', f'init on {path}')
+
+    def step(self, path: Path) -> tuple[np.ndarray, float, float]:
+        """(box [4], wall s, CPU s) of the official step on the frame at `path`."""
+        self.process.stdin.write(f'step {path}\n')
+        line = self._read(f'step on {path}')
+        values = line.split()
+        if len(values) != 6:
+            raise RuntimeError(f'official driver, step on {path}: expected "x y w h wall_s '
+                               f'cpu_s", got {line!r}')
+        values = [float(v) for v in values]
+        return np.asarray(values[:4]), values[4], values[5]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.write('quit\n')
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
+
+
+def _variables(config, weights: str):
+    if weights == 'bundle':
+        sys.path.insert(0, str(REPO / 'tests'))
+        from helpers import reference_state_dict
+        from grm_jax import convert
+        return convert.from_official(reference_state_dict(BUNDLE), config)
+    from grm_jax.model import init_variables
+    return init_variables(config, jax.random.PRNGKey(0))
+
+
+def _ours_step(tracker: GRMTracker, frame: np.ndarray) -> tuple[np.ndarray, float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
+    box = tracker.track(frame)                  # np.asarray of the device box: waits for it
+    return box, time.perf_counter() - start, time.process_time() - cpu
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--official_cmd', required=True,
+                        help='command starting the official-tracker driver (line protocol)')
+    parser.add_argument('--variant', default='vitb_256')
+    parser.add_argument('--rounds', type=int, default=12, help='timed rounds')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
+    parser.add_argument('--weights', choices=('bundle', 'random'), default='bundle')
+    args = parser.parse_args()
+    if not BAG.is_dir():
+        raise SystemExit(f'frames not found: {BAG}')
+    paths = sorted(BAG.glob('*.jpg'))[:args.warmup + args.rounds + 1]
+    if len(paths) < args.warmup + args.rounds + 1:
+        raise SystemExit(f'{BAG}: {len(paths)} frames, need {args.warmup + args.rounds + 1}')
+    init_box = (np.load(BUNDLE / 'track.npz')['init_box'] if args.weights == 'bundle'
+                else np.array([292.23, 128.36, 145.96, 132.47]))
+
+    config = get_config(args.variant)
+    ours = GRMTracker(config, jax.device_put(_variables(config, args.weights)))
+    official = Official(args.official_cmd)
+    load_before = os.getloadavg()
+    rows = []
+    try:
+        ours.initialize(load_image(paths[0]), init_box)
+        official.init(paths[0], init_box)
+        for i, path in enumerate(paths[1:]):
+            frame = load_image(path)
+            box_ours, wall_ours, cpu_ours = _ours_step(ours, frame)
+            box_official, wall_official, cpu_official = official.step(path)
+            row = dict(frame=path.name, ours_wall_s=wall_ours, ours_cpu_s=cpu_ours,
+                       official_wall_s=wall_official, official_cpu_s=cpu_official,
+                       box_max_abs_diff_px=float(np.abs(box_ours - box_official).max()),
+                       warmup=i < args.warmup)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        official.close()
+    load_after = os.getloadavg()
+
+    timed = [r for r in rows if not r['warmup']]
+    col = lambda key: np.asarray([r[key] for r in timed])  # noqa: E731
+    med = lambda key: float(np.median(col(key)))  # noqa: E731
+    result = dict(
+        variant=args.variant, frames='vot/bag', weights=args.weights, rounds=args.rounds,
+        warmup=args.warmup,
+        ours='GRMTracker.track (jitted grm_jax.tracker_fns step)',
+        official_cmd=args.official_cmd,
+        ours_wall_median_s=med('ours_wall_s'), official_wall_median_s=med('official_wall_s'),
+        ours_cpu_median_s=med('ours_cpu_s'), official_cpu_median_s=med('official_cpu_s'),
+        wall_ratio_of_medians=med('ours_wall_s') / med('official_wall_s'),
+        cpu_ratio_of_medians=med('ours_cpu_s') / med('official_cpu_s'),
+        wall_ratio_per_round_median=float(np.median(col('ours_wall_s') /
+                                                    col('official_wall_s'))),
+        cpu_ratio_per_round_median=float(np.median(col('ours_cpu_s') / col('official_cpu_s'))),
+        box_max_abs_diff_px=max(r['box_max_abs_diff_px'] for r in rows),
+        load_average_before=load_before, load_average_after=load_after,
+        rows=rows,
+        command='python benchmarks/grm_vs_official.py ' + ' '.join(
+            shlex.quote(a) for a in sys.argv[1:]),
+        machine=machine(), date=time.strftime('%Y-%m-%d %H:%M:%S'))
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / 'grm_vs_official.json'
+    path.write_text(json.dumps(result, indent=2) + '\n')
+    print(json.dumps({k: v for k, v in result.items() if k != 'rows'}, indent=2))
+    print(f'written: {path}')
+
+
+if __name__ == '__main__':
+    main()
