@@ -28,7 +28,9 @@ Frame 0 of every sequence is an initialisation, not a network step (GRM: the tem
 SiamRPN++: the template branch), so with short sequences outside_network understates what the
 path adds. added_to_network is the goal's measure: end-to-end seconds over the network's own
 seconds for the same frames, minus 1, the network's seconds being (tracked frames x forward per
-frame at batch N) + (initialisations x the jitted vmapped init per slot at batch N). Writes
+frame at batch N) + (initialisations x the jitted vmapped init per slot at batch N);
+added_to_network_cpu is the same in process CPU seconds (all threads, the decoding threads
+included), which other jobs on a shared machine disturb far less than wall seconds. Writes
 benchmarks/results/batched_eval.json (or --out).
 """
 from __future__ import annotations
@@ -79,22 +81,35 @@ def _evaluate(sequences, batch, tracker, fns_and_variables, out, fused, stats=No
                                                                stats=stats)
         kwargs = dict(batch_sequences=batch, fns_factory=lambda: fns_and_variables)
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         _, summary, failures = runner.evaluate_tracker(
             (lambda: tracker) if not batch else None, sequences, 'synthetic', out, 'run',
             progress=False, **kwargs)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         if batch:
             batched.run_pending_batched = original
     assert not failures, failures
-    return seconds, summary
+    return seconds, cpu, summary
+
+
+def _time_calls_cpu(fn, warmup: int, repeats: int) -> tuple[float, float]:
+    """Median (wall, process CPU) seconds of `repeats` calls of fn() after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, cpu = time.perf_counter(), time.process_time()
+        fn()
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
+    wall, cpu = np.median(np.asarray(times), axis=0)
+    return float(wall), float(cpu)
 
 
 def _network_seconds(name, config, variables, fns_and_variables, batch, repeats, warmup=2,
                      step_timing=True):
-    """(forward seconds per frame, whole step seconds per frame or None, init seconds per slot)
-    at batch `batch`."""
+    """(forward seconds per frame, whole step seconds per frame or None, init seconds per slot,
+    forward process CPU seconds per frame, init process CPU seconds per slot) at batch `batch`."""
     fns, prepared = fns_and_variables
     frames = jnp.zeros((batch, 192, 192, 3), jnp.uint8) + 90
     hw = jnp.full((batch, 2), 160, jnp.int32)
@@ -102,8 +117,8 @@ def _network_seconds(name, config, variables, fns_and_variables, batch, repeats,
     vinit = jax.jit(jax.vmap(fns.init, in_axes=(None, 0, 0, 0)))
     vstep = jax.jit(jax.vmap(fns.step, in_axes=(None, 0, 0, 0)))
     state = jax.block_until_ready(vinit(prepared, frames, hw, boxes))
-    init_s = time_calls(lambda: jax.block_until_ready(vinit(prepared, frames, hw, boxes)),
-                        warmup=0, repeats=repeats)
+    init_s, init_cpu = _time_calls_cpu(
+        lambda: jax.block_until_ready(vinit(prepared, frames, hw, boxes)), 0, repeats)
     step_s = (time_calls(lambda: jax.block_until_ready(vstep(prepared, state, frames, hw)),
                          warmup=warmup, repeats=repeats) if step_timing else None)
     if name == 'grm':
@@ -123,11 +138,10 @@ def _network_seconds(name, config, variables, fns_and_variables, batch, repeats,
         zf = tuple(state['template'])   # [N, 7, 7, C] each
         search = jnp.zeros((batch, geo.search_size, geo.search_size, 3), jnp.float32)
         call = lambda: track(prepared, search, zf)  # noqa: E731
-    forward_s = time_calls(lambda: jax.block_until_ready(call()), warmup=warmup,
-                           repeats=repeats)
-    return (float(np.median(forward_s)) / batch,
-            None if step_s is None else float(np.median(step_s)) / batch,
-            float(np.median(init_s)) / batch)
+    forward_s, forward_cpu = _time_calls_cpu(lambda: jax.block_until_ready(call()), warmup,
+                                             repeats)
+    return (forward_s / batch, None if step_s is None else float(np.median(step_s)) / batch,
+            init_s / batch, forward_cpu / batch, init_cpu / batch)
 
 
 def main():
@@ -177,19 +191,25 @@ def main():
                 _evaluate(warm, batch, tracker, fns_and_variables, work / name / label / 'warm',
                           fused, batched.BatchStats())
                 stats = batched.BatchStats()
-                seconds, summary = _evaluate(sequences, batch, tracker, fns_and_variables,
+                seconds, cpu, summary = _evaluate(sequences, batch, tracker, fns_and_variables,
                                              work / name / label / 'run', fused, stats)
-                forward_s, step_s, init_s = _network_seconds(
+                forward_s, step_s, init_s, forward_cpu, init_cpu = _network_seconds(
                     name, config, variables, fns_and_variables, max(batch, 1), args.repeats,
                     args.network_warmup, not args.no_step_timing)
                 per_frame = seconds / frames
                 network_total = (frames - inits) * forward_s + inits * init_s
+                network_cpu = (frames - inits) * forward_cpu + inits * init_cpu
                 row = {'seconds': seconds, 'frames_per_s': frames / seconds,
                        'seconds_per_frame': per_frame,
                        'network_forward_s_per_frame': forward_s,
                        'jitted_init_s_per_slot': init_s,
                        'network_s_total': network_total,
                        'added_to_network': seconds / network_total - 1.0,
+                       'cpu_seconds': cpu,
+                       'network_forward_cpu_s_per_frame': forward_cpu,
+                       'jitted_init_cpu_s_per_slot': init_cpu,
+                       'network_cpu_s_total': network_cpu,
+                       'added_to_network_cpu': cpu / network_cpu - 1.0,
                        'outside_network': 1.0 - forward_s / per_frame,
                        'success_auc': float(summary['auc']),
                        'load_average_after': os.getloadavg()}

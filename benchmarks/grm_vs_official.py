@@ -1,7 +1,7 @@
 """GRM's tracker step against the official GRM tracker, side by side on this machine.
 
     python benchmarks/grm_vs_official.py --official_cmd "<command>" [--variant vitb_256] \
-        [--rounds 12] [--warmup 2] [--weights bundle|random]
+        [--rounds 12] [--warmup 2] [--weights bundle|random] [--out grm_vs_official.json]
 
 Two persistent processes: this one runs ours (`GRMTracker.track`, the thin adapter over the
 jitted `grm_jax.tracker_fns(config).step`: the frame goes to the device, the exact crop,
@@ -25,7 +25,10 @@ official, the load average before and after, and the largest box difference betw
 sides (with `--weights bundle`, both sides run the reference bundle's weights: ours converted
 with `grm_jax.convert.from_official`, so the boxes should agree to parity tolerance; with
 `random` ours is random and the difference means nothing). Writes
-benchmarks/results/grm_vs_official.json.
+benchmarks/results/grm_vs_official.json (or --out). Started under `taskset -c K`, both processes
+(the driver inherits the affinity) run on that one core: XLA's and PyTorch's thread pools size
+themselves from the affinity mask, so that compares one thread against one thread; the number
+of CPUs in the mask is recorded.
 """
 from __future__ import annotations
 
@@ -121,6 +124,7 @@ def main():
     parser.add_argument('--rounds', type=int, default=12, help='timed rounds')
     parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
     parser.add_argument('--weights', choices=('bundle', 'random'), default='bundle')
+    parser.add_argument('--out', default='grm_vs_official.json', help='file in benchmarks/results')
     args = parser.parse_args()
     if not BAG.is_dir():
         raise SystemExit(f'frames not found: {BAG}')
@@ -168,13 +172,14 @@ def main():
                                                     col('official_wall_s'))),
         cpu_ratio_per_round_median=float(np.median(col('ours_cpu_s') / col('official_cpu_s'))),
         box_max_abs_diff_px=max(r['box_max_abs_diff_px'] for r in rows),
+        cpus_in_affinity_mask=len(os.sched_getaffinity(0)),
         load_average_before=load_before, load_average_after=load_after,
         rows=rows,
         command='python benchmarks/grm_vs_official.py ' + ' '.join(
             shlex.quote(a) for a in sys.argv[1:]),
         machine=machine(), date=time.strftime('%Y-%m-%d %H:%M:%S'))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / 'grm_vs_official.json'
+    path = RESULTS_DIR / args.out
     path.write_text(json.dumps(result, indent=2) + '\n')
     print(json.dumps({k: v for k, v in result.items() if k != 'rows'}, indent=2))
     print(f'written: {path}')
