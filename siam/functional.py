@@ -102,9 +102,11 @@ def geometry(config) -> Geometry:
 
 def prepare_variables(config, variables):
     """The variables `tracker_fns(config)` expects: `winograd_variables` when
-    config.test.conv_impl == 'winograd' (done once, not per frame), else unchanged."""
-    if config.test.get('conv_impl', 'xla') == 'winograd':
-        return winograd_variables(variables, config.model)
+    config.test.conv_impl is 'winograd' or 'winograd4' (done once, not per frame), else
+    unchanged."""
+    impl = config.test.get('conv_impl', 'xla')
+    if impl in ('winograd', 'winograd4'):
+        return winograd_variables(variables, config.model, impl)
     return variables
 
 

@@ -23,7 +23,7 @@ RPN_TYPES = ('multi', 'depthwise', 'up')
 class SiamRPN(nn.Module):
     """config: the `model` section of configs/siamrpn.py (backbone, neck, rpn, precision)."""
     config: Any
-    conv_impl: str = 'xla'   # 'winograd': inference variables from `winograd_variables`
+    conv_impl: str = 'xla'   # 'winograd'/'winograd4': inference variables from `winograd_variables`
 
     def setup(self):
         c = self.config
@@ -34,7 +34,7 @@ class SiamRPN(nn.Module):
                                        center_size=c.neck.center_size, precision=precision)
         else:
             self.neck = NoNeck()
-        self.rpn_head = build_rpn(c.rpn, precision)
+        self.rpn_head = build_rpn(c.rpn, precision, self.conv_impl)
 
     def extract(self, images):
         """images [B, H, W, 3] -> dict(backbone=tuple of [B, h, w, C_i],
@@ -89,30 +89,35 @@ def _has_neck(model_config) -> bool:
     return neck is not None and bool(neck.get('enabled', True))
 
 
-def build_rpn(rpn_config, precision=None):
+def build_rpn(rpn_config, precision=None, conv_impl='xla'):
     """The RPN head for config.model.rpn: type 'multi' (MultiRPN over in_channels), 'depthwise'
-    (one DepthwiseRPN of in_channels[0]) or 'up' (UPChannelRPN of in_channels[0])."""
+    (one DepthwiseRPN of in_channels[0]) or 'up' (UPChannelRPN of in_channels[0]).
+    conv_impl: siam.layers.conv's impl for the depthwise heads' bias-free convs (the UP-channel
+    head's convs have biases and stay XLA convs)."""
     rpn_type = rpn_config.get('type', 'multi')
     if rpn_type not in RPN_TYPES:
         raise ValueError(f'model.rpn.type: unknown RPN {rpn_type!r} (known: {RPN_TYPES})')
     channels = tuple(rpn_config.in_channels)
     if rpn_type == 'multi':
         return MultiRPN(anchor_num=rpn_config.anchor_num, in_channels=channels,
-                        weighted=rpn_config.weighted, precision=precision)
+                        weighted=rpn_config.weighted, precision=precision, conv_impl=conv_impl)
     if len(channels) != 1:
         raise ValueError(f'model.rpn.in_channels: the {rpn_type!r} RPN is single-level, got '
                          f'{channels}')
     if rpn_type == 'depthwise':
         return DepthwiseRPN(anchor_num=rpn_config.anchor_num, channels=channels[0],
-                            precision=precision)
+                            precision=precision, conv_impl=conv_impl)
     return UPChannelRPN(anchor_num=rpn_config.anchor_num, feature_in=channels[0],
                         precision=precision)
 
 
 def build_model(model_config, conv_impl: str = 'xla') -> SiamRPN:
     """SiamRPN from the config's `model` section (a ConfigDict, frozen here so it is hashable).
-    conv_impl 'winograd' builds the inference twin whose variables come from
-    `winograd_variables` (ResNet backbones)."""
+    conv_impl 'winograd' (F(2x2, 3x3)) or 'winograd4' (F(4x4, 3x3)) builds the inference twin
+    whose variables come from `winograd_variables` (ResNet backbones and depthwise RPN heads)."""
+    from siam.layers import CONV_IMPLS
+    if conv_impl not in CONV_IMPLS:
+        raise ValueError(f'test.conv_impl: unknown {conv_impl!r} (known: {CONV_IMPLS})')
     if isinstance(model_config, ml_collections.ConfigDict):
         model_config = ml_collections.FrozenConfigDict(model_config)
     return SiamRPN(model_config, conv_impl)
@@ -125,20 +130,26 @@ def dummy_inputs(model_config, batch: int = 1):
     return z, x
 
 
-def winograd_variables(variables, model_config) -> dict:
-    """`variables` for `build_model(model_config, conv_impl='winograd')`: every 3x3 stride-1
-    backbone kernel [3, 3, C, O] becomes its Winograd weights [4, 4, C, O]; the rest is shared.
-    Computed once (e.g. when a tracker is built), so each frame skips the weight transform."""
+def winograd_variables(variables, model_config, conv_impl: str = 'winograd') -> dict:
+    """`variables` for `build_model(model_config, conv_impl)` (conv_impl 'winograd' or
+    'winograd4'): every eligible 3x3 kernel [3, 3, C, O] (siam.layers.winograd_eligible: ResNet
+    backbone and depthwise RPN heads) becomes its Winograd weights [n, n, C, O] (n = 4 for
+    F(2x2, 3x3), 6 for F(4x4, 3x3)); the rest is shared. Computed once (e.g. when a tracker is
+    built), so each frame skips the weight transform."""
     from flax import traverse_util
-    from siam.layers import winograd_weights
+    from siam.layers import WINOGRAD_TILES, winograd_weights
 
-    fast = build_model(model_config, conv_impl='winograd')
+    if conv_impl not in WINOGRAD_TILES:
+        raise ValueError(f'winograd_variables: conv_impl {conv_impl!r} is not a Winograd impl '
+                         f'({tuple(WINOGRAD_TILES)})')
+    fast = build_model(model_config, conv_impl=conv_impl)
     shapes = jax.eval_shape(fast.init, jax.random.PRNGKey(0), *dummy_inputs(model_config))
     flat = traverse_util.flatten_dict(variables)
     out = {}
     for path in traverse_util.flatten_dict(shapes):
         if path[-1] == 'winograd_kernel':
-            out[path] = winograd_weights(jnp.asarray(flat[path[:-1] + ('kernel',)]))
+            out[path] = winograd_weights(jnp.asarray(flat[path[:-1] + ('kernel',)]),
+                                         WINOGRAD_TILES[conv_impl])
         else:
             out[path] = flat[path]
     return traverse_util.unflatten_dict(out)

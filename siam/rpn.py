@@ -20,10 +20,12 @@ class ConvBNReLU(nn.Module):
     features: int
     kernel: int = 3
     precision: Any = None
+    conv_impl: str = 'xla'   # siam.layers.conv's impl (Winograd: inference variables)
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        x = conv(self.features, self.kernel, name='0', precision=self.precision)(x)
+        x = conv(self.features, self.kernel, name='0', precision=self.precision,
+                 impl=self.conv_impl)(x)
         return nn.relu(batch_norm('1')(x, train))
 
 
@@ -37,14 +39,15 @@ class DepthwiseXCorr(nn.Module):
     out_channels: int
     kernel_size: int = 3
     precision: Any = None
+    conv_impl: str = 'xla'   # siam.layers.conv's impl for the bias-free convs
 
     @nn.compact
     def __call__(self, z, x, train: bool = False):
-        p = self.precision
-        kernel = ConvBNReLU(self.hidden, self.kernel_size, p, name='conv_kernel')(z, train)
-        search = ConvBNReLU(self.hidden, self.kernel_size, p, name='conv_search')(x, train)
+        p, impl = self.precision, self.conv_impl
+        kernel = ConvBNReLU(self.hidden, self.kernel_size, p, impl, name='conv_kernel')(z, train)
+        search = ConvBNReLU(self.hidden, self.kernel_size, p, impl, name='conv_search')(x, train)
         feature = xcorr_depthwise(search, kernel, precision=p)
-        out = conv(self.hidden, 1, name='head_0', precision=p)(feature)
+        out = conv(self.hidden, 1, name='head_0', precision=p, impl=impl)(feature)
         out = nn.relu(batch_norm('head_1')(out, train))
         out = nn.Conv(self.out_channels, (1, 1), use_bias=True, precision=p, name='head_3')(out)
         return out
@@ -71,14 +74,15 @@ class DepthwiseRPN(nn.Module):
     anchor_num: int = 5
     channels: int = 256
     precision: Any = None
+    conv_impl: str = 'xla'
 
     @nn.compact
     def __call__(self, z, x, train: bool = False):
         z, x = single_level(z, x, 'DepthwiseRPN')
         cls = DepthwiseXCorr(self.channels, 2 * self.anchor_num, precision=self.precision,
-                             name='cls')(z, x, train)
+                             conv_impl=self.conv_impl, name='cls')(z, x, train)
         loc = DepthwiseXCorr(self.channels, 4 * self.anchor_num, precision=self.precision,
-                             name='loc')(z, x, train)
+                             conv_impl=self.conv_impl, name='loc')(z, x, train)
         return cls, loc
 
 
@@ -102,6 +106,7 @@ class MultiRPN(nn.Module):
     in_channels: Sequence[int] = (256, 256, 256)
     weighted: bool = True
     precision: Any = None
+    conv_impl: str = 'xla'
 
     @nn.compact
     def __call__(self, zs, xs, train: bool = False):
@@ -110,7 +115,7 @@ class MultiRPN(nn.Module):
                              f'{len(self.in_channels)} levels')
         cls_levels, loc_levels = [], []
         for i, (channels, z, x) in enumerate(zip(self.in_channels, zs, xs)):
-            cls, loc = DepthwiseRPN(self.anchor_num, channels, self.precision,
+            cls, loc = DepthwiseRPN(self.anchor_num, channels, self.precision, self.conv_impl,
                                     name=f'rpn{i + 2}')(z, x, train)
             cls_levels.append(cls)
             loc_levels.append(loc)
