@@ -17,6 +17,7 @@ targets, pysot pairs); what SiamAttn adds:
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -52,6 +53,42 @@ class SiamAttnTask(SiamRPNTask):
         if path:
             variables = load_pretrained_backbone(variables, path, self.config)
         return variables
+
+    def make_optimizer(self, params):
+        """SiamRPN++'s torch SGD (config.train.optimizer 'sgd', the recipe), or Adam
+        ('adam', configs/siamattn.py:tiny): per-leaf learning rate `learning_rate(step)` x the
+        backbone multipliers, after the same loss scale, torch gradient clip and (coupled) weight
+        decay. Adam is for the short CPU schedule of tiny, where SGD moves the refinement heads
+        (whose last layers start at std 0.001 / 0.25) ~100x less than the backbone per step
+        (docs/siamattn.md, "Training tiny")."""
+        import optax
+
+        from tracking.train.optim import clip_by_global_norm_torch
+
+        t = self.config.train
+        name = str(t.get('optimizer', 'sgd'))
+        if name == 'sgd':
+            return super().make_optimizer(params)
+        if name != 'adam':
+            raise ValueError(f"config.train.optimizer={name!r}: expected 'sgd' or 'adam'")
+
+        def scale_by_lr():
+            def update(updates, state, params=None):
+                del params
+                lr = self.learning_rate(state.count)
+                mult = self._lr_multipliers(updates, state.count)
+                return (jax.tree.map(lambda u, m: -lr * m * u, updates, mult),
+                        optax.ScaleByScheduleState(count=optax.safe_int32_increment(state.count)))
+
+            return optax.GradientTransformation(
+                lambda _: optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32)), update)
+
+        return optax.chain(
+            optax.scale(float(t.loss_scale)),
+            clip_by_global_norm_torch(float(t.grad_clip_norm)),
+            optax.add_decayed_weights(float(t.weight_decay)),
+            optax.scale_by_adam(),
+            scale_by_lr())
 
     def select_rois(self, rng, search_box):
         """`select_rois(cls, loc)` for SiamAttn.train_forward: samples the RoIs of every search

@@ -225,7 +225,10 @@ class MaskHead(nn.Module):
 
 
 def pool_sizes(refine_config) -> tuple[int, int]:
-    """(box, mask) RoI pooling sizes: ROIPOOL_OUTSIZE // 4 and ROIPOOL_OUTSIZE (4 and 16)."""
-    size = refine_config.roi_pool_size
-    return size // 4, size
+    """(box, mask) RoI pooling sizes: ROIPOOL_OUTSIZE // 4 and ROIPOOL_OUTSIZE (4 and 16), or
+    `box_pool_size` for the box pool where the config sets it (tiny: 4x4 box pool beside an
+    8x8 mask pool)."""
+    size = int(refine_config.roi_pool_size)
+    box = refine_config.get('box_pool_size', None)
+    return (int(box) if box else size // 4), size
 

@@ -17,6 +17,7 @@ import pytest
 from configs.siamattn import get_config
 from siam.convert import from_official
 from siam.deform import c_round, deform_conv2d
+from siam.refine import pool_sizes
 from siam.siamattn import build_model
 
 from helpers import SHARED, reference_state_dict
@@ -171,7 +172,7 @@ def test_tiny_model_shapes_and_converter_round_trip():
     from siam.siamattn import dummy_inputs, variable_shapes
 
     config = get_config('tiny')
-    pool = config.model.refine.roi_pool_size        # mask pool side; box pool side pool // 4
+    box_pool, pool = pool_sizes(config.model.refine)   # tiny: 4x4 box pool, 8x8 mask pool
     shapes = variable_shapes(config.model)
     assert set(shapes) == {'params', 'batch_stats'}     # no sown intermediates
     rng = np.random.default_rng(0)
@@ -179,7 +180,7 @@ def test_tiny_model_shapes_and_converter_round_trip():
         lambda spec: rng.standard_normal(spec.shape).astype(spec.dtype), shapes)
     state_dict = to_official(variables)
     assert state_dict['mask_head.upsample.weight'].shape == (16, 16, 4, 4)      # (I, O, kh, kw)
-    assert state_dict['bbox_head.tail_det.0.weight'].shape == (32, 16 * (pool // 4) ** 2)
+    assert state_dict['bbox_head.tail_det.0.weight'].shape == (32, 16 * box_pool ** 2)
     assert state_dict['feature_enhance.pams.0.gamma'].shape == (1,)
     restored = from_official(state_dict, config)
     jax.tree_util.tree_map(np.testing.assert_array_equal, restored, variables)
@@ -194,7 +195,7 @@ def test_tiny_model_shapes_and_converter_round_trip():
     assert out['box_features'].shape == (2, 25, 25, 16)
     assert out['mask_features'].shape == (2, 63, 63, 16)
     assert out['box']['deltas'].shape == (3, 4)
-    assert out['box']['offsets'].shape == (3, pool // 4, pool // 4, 2)
+    assert out['box']['offsets'].shape == (3, box_pool, box_pool, 2)
     assert out['mask']['logits'].shape == (3, 4 * pool, 4 * pool, 1)   # stride-4 upsampling
 
 

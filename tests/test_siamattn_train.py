@@ -271,6 +271,39 @@ def test_r50_backbone_schedule_and_groups():
             assert seen[group] == {1.0}, (step, group)
 
 
+def test_tiny_adam_moves_every_group_by_the_scheduled_lr():
+    """configs/siamattn.py:tiny trains with Adam (siam/attn_task.py make_optimizer): the first
+    update of every leaf is -lr(0) x sign(g) whatever the gradient's scale, so the refinement
+    heads (gradients ~1e-3 of the backbone's) move as much as the backbone; r50_l234 keeps
+    torch SGD; an unknown optimizer name is an error."""
+    import ml_collections
+    from siam.attn_task import SiamAttnTask
+    from siam.siamattn import variable_shapes
+    from tracking.config import load_config
+    from tracking.train.optim import MomentumState
+    config = _tiny_config()
+    assert config.train.optimizer == 'adam'
+    task = SiamAttnTask(config)
+    shapes = variable_shapes(config.model)['params']
+    params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    scales = {g: (3.0 if g == 'backbone' else 1e-2) for g in GROUPS}
+    grads = {g: jax.tree.map(lambda x, k=scales[g]: x - k, params[g]) for g in params}
+    optimizer = task.make_optimizer(params)
+    updates, _ = jax.jit(optimizer.update)(grads, optimizer.init(params), params)
+    lr = float(task.learning_rate(0))
+    assert lr == pytest.approx(2e-4)
+    for group in GROUPS:
+        for u in jax.tree.leaves(updates[group]):
+            np.testing.assert_allclose(np.asarray(u), lr, rtol=1e-3, err_msg=group)
+    r50 = SiamAttnTask(load_config(str(REPO / 'configs/siamattn.py:r50_l234')))
+    state = r50.make_optimizer(shapes).init(params)
+    assert any(isinstance(s, MomentumState) for s in state)
+    bad = ml_collections.ConfigDict(config.to_dict())
+    bad.train.optimizer = 'rmsprop'
+    with pytest.raises(ValueError, match='rmsprop'):
+        SiamAttnTask(bad).make_optimizer(params)
+
+
 @pytest.mark.slow
 def test_one_jitted_train_step_on_the_tiny_config():
     from siam.attn_task import SiamAttnTask
