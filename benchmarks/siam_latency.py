@@ -1,7 +1,7 @@
 """Per-frame tracking latency of SiamRPN++: the network's track forward alone, and the full
 tracker step (`SiamRPNTracker.track`: cv2 crop, jitted forward, anchor decoding, penalties).
 
-    python benchmarks/siam_latency.py [--variant r50_l234] [--frames 30] [--conv_impl winograd]
+    python benchmarks/siam_latency.py [--variant r50_l234] [--frames 30] [--conv_impl winograd4]
 
 Weights are random (the cost does not depend on them). Frames come from
 ../shared/data/sequences/vot/bag when present, else random 480x360 frames.
@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (benchmark_frames, time_calls, time_tracker_steps,  # noqa: E402
                                write_result)
 from configs.siamrpn import get_config  # noqa: E402
+from siam.layers import CONV_IMPLS  # noqa: E402
 from siam.model import init_variables  # noqa: E402
 from siam.tracker import SiamRPNTracker  # noqa: E402
 
@@ -29,8 +30,9 @@ def main():
     parser.add_argument('--variant', default='r50_l234')
     parser.add_argument('--frames', type=int, default=30)
     parser.add_argument('--repeats', type=int, default=15)
-    parser.add_argument('--conv_impl', default='xla', choices=['xla', 'winograd'],
-                        help="config.test.conv_impl ('winograd': ResNet 3x3 convs in Winograd form)")
+    parser.add_argument('--conv_impl', default='xla', choices=list(CONV_IMPLS),
+                        help="config.test.conv_impl ('winograd' / 'winograd4': the 3x3 convs as "
+                             "Winograd F(2x2, 3x3) / F(4x4, 3x3))")
     args = parser.parse_args()
 
     config = get_config(args.variant)
@@ -54,7 +56,7 @@ def main():
         track_step_median_s=float(np.median(step_times)),
         track_step_min_s=float(step_times.min()),
         track_fps=float(1.0 / np.median(step_times)),
-        pysot_track_step_s=0.53,  # pysot on this 2-core CPU (fact sheet section 12)
+        pysot_track_step_s=0.53,  # fact sheet section 12; side by side: siam_vs_official.py
         command=f'python benchmarks/siam_latency.py --variant {args.variant} '
                 f'--conv_impl {args.conv_impl}'))
 

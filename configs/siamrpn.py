@@ -47,8 +47,10 @@ def _test(**kw):
         lr=0.38,
         base_size=8,
         context_amount=0.5,
-        # 'winograd': ResNet 3x3 stride-1 convs in Winograd F(2x2, 3x3) form (faster on CPU;
-        # outputs differ from 'xla' by float32 rounding, docs/performance.md).
+        # 'xla' (the parity path); 'winograd' / 'winograd4': the ResNet backbone's and the
+        # depthwise RPN heads' 3x3 stride-1 convs in Winograd F(2x2, 3x3) / F(4x4, 3x3) form
+        # and their bias-free 1x1 convs as matmuls (inference only, faster on CPU; outputs
+        # differ from 'xla' by float32 rounding, F(4x4) about 14x F(2x2)'s: docs/performance.md).
         conv_impl='xla',
         # Tracking search crop (TRACK.INSTANCE_SIZE); None: model.search_size.
         instance_size=ml_collections.config_dict.placeholder(int),
