@@ -10,7 +10,9 @@ them) split into
   vgg_forward_s   the frozen VGG-16 to relu4_3 on the 39 crops alone (jit),
   rest_s          the unrolled meta-loss and its meta-gradient from the features (jit),
   step_s          the whole jitted meta-gradient from the uint8 crops (VGG once + rest),
-and step_s / vgg_forward_s (goal: <= 1.2; nothing computed twice). The official code's figure,
+and step_s / vgg_forward_s (goal: <= 1.2; nothing computed twice). The three are compiled first,
+then run interleaved (vgg, step, rest, vgg, step, rest, ...; medians of wall and process CPU
+seconds) so load on the shared machine affects them alike; the load average is recorded. The official code's figure,
 about 54 s per step on 2 cores with 42 s in the VGG forward, is from the spec
 (../shared/specs/roam.md section 8), not re-measured here.
 Writes benchmarks/results/roam_train_speed_<platform>.json.
@@ -50,7 +52,7 @@ def _synthetic_batch(config, batch_size, seed=0):
 
     seqs = []
     for s in range(2):
-        g = generate_sequence(200 + s, 40)
+        g = generate_sequence(200 + s, 60)   # >= vgg16 data.min_track_length (50)
         seqs.append(Sequence(f's{s}', g['frames'], g['boxes'], g['visible']))
     sampler = ClipSampler([seqs], (1.0,), config, seed)
     samples = [sampler.sample(i) for i in range(batch_size)]
@@ -82,7 +84,33 @@ def tiny(repeats):
                 times_s=times)
 
 
+def _interleaved(fns: dict, repeats: int) -> dict:
+    """Compile + warm every fn once, then run them in turn `repeats` times (A, B, C, A, B, C,
+    ...) so machine load affects all alike. Returns {name: {wall_s, cpu_s (medians; cpu: the
+    process's CPU seconds, all threads), wall_times, cpu_times, compile_s}}."""
+    out = {}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        fn()
+        out[name] = dict(compile_s=time.perf_counter() - start, wall_times=[], cpu_times=[])
+        print(f'  {name}: compiled + first run in {out[name]["compile_s"]:.1f} s', flush=True)
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            out[name]['wall_times'].append(time.perf_counter() - w)
+            out[name]['cpu_times'].append(time.process_time() - c)
+            print(f'  {name}: {out[name]["wall_times"][-1]:.2f} s wall, '
+                  f'{out[name]["cpu_times"][-1]:.2f} s CPU', flush=True)
+    for r in out.values():
+        r['wall_s'] = float(np.median(r['wall_times']))
+        r['cpu_s'] = float(np.median(r['cpu_times']))
+    return out
+
+
 def vgg16(repeats):
+    """The vgg16 meta-training step of one clip split into the VGG forward and the rest,
+    interleaved (see the module docstring)."""
     from configs.roam import get_config
     from roam import meta as rmeta
     from roam import vgg as vgg_lib
@@ -109,12 +137,21 @@ def vgg16(repeats):
     whole = jax.jit(jax.value_and_grad(
         lambda m, x: rmeta.meta_loss_from_crops(m, vgg, x, labels, boxes, deltas, scales,
                                                 config, lopt)[0]))
-    vgg_s, vgg_t = _time(lambda: _block(forward(crops)), repeats)
-    rest_s, rest_t = _time(lambda: _block(rest(meta, feats)), repeats)
-    step_s, step_t = _time(lambda: _block(whole(meta, crops)), repeats)
-    return dict(config='configs/roam.py:vgg16', crops=int(crops.shape[0]),
-                vgg_forward_s=vgg_s, rest_s=rest_s, step_s=step_s,
-                step_over_vgg=step_s / vgg_s, times=dict(vgg=vgg_t, rest=rest_t, step=step_t),
+    load_start = os.getloadavg()
+    r = _interleaved({'vgg': lambda: _block(forward(crops)),
+                      'step': lambda: _block(whole(meta, crops)),
+                      'rest': lambda: _block(rest(meta, feats))}, repeats)
+    load_end = os.getloadavg()
+    return dict(config='configs/roam.py:vgg16', crops=int(crops.shape[0]), repeats=repeats,
+                vgg_forward_s=r['vgg']['wall_s'], rest_s=r['rest']['wall_s'],
+                step_s=r['step']['wall_s'],
+                vgg_forward_cpu_s=r['vgg']['cpu_s'], rest_cpu_s=r['rest']['cpu_s'],
+                step_cpu_s=r['step']['cpu_s'],
+                step_over_vgg=r['step']['wall_s'] / r['vgg']['wall_s'],
+                step_over_vgg_cpu=r['step']['cpu_s'] / r['vgg']['cpu_s'],
+                step_minus_vgg_minus_rest_cpu_s=(r['step']['cpu_s'] - r['vgg']['cpu_s']
+                                                 - r['rest']['cpu_s']),
+                runs=r, load_average_start=load_start, load_average_end=load_end,
                 official_from_spec=dict(step_s=54, vgg_forward_s=42, cores=2,
                                         source='../shared/specs/roam.md section 8 (not '
                                                're-measured)'))
