@@ -5,8 +5,8 @@
     python benchmarks/batched_eval.py --root /tmp/synthetic_test [--trackers grm,siamrpn] \
         [--batches 8,32] [--sequences 30] [--max_frames 0] [--fused]
     python benchmarks/batched_eval.py --root /tmp/synthetic_test \
-        --configs grm.py:vitb_256,siamrpn.py:r50_l234 --sequences 32 --max_frames 4 \
-        --repeats 1 --network_warmup 1 --no_step_timing --out batched_eval_full.json
+        --configs grm.py:vitb_256,siamrpn.py:r50_l234 --sequences 32 --max_frames 2 \
+        --warm_frames 2 --repeats 1 --network_warmup 1 --no_step_timing --out batched_eval_full.json
 
 For each tracker (default: the tiny configs; `--configs` names others, e.g. the full GRM-B and
 SiamRPN++ R50; random weights: the cost does not depend on them) and each mode, the synthetic
