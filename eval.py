@@ -155,6 +155,8 @@ def _tracker_factory(mode: str, benchmark: str):
         variables = restore_variables(_CHECKPOINT.value)
         expected = tracker_lib.expected_variables(config)
         if expected is not None:  # Once, before any sequence runs.
+            from tracking import plugins
+            variables = plugins.tracker_variables(config, variables)
             check_variables_match(variables, expected, _CHECKPOINT.value, _config_name(config))
     except (FileNotFoundError, ValueError) as e:
         _fail(f'cannot load --checkpoint: {e}')

@@ -32,6 +32,18 @@ def make_tracker(config, variables, benchmark: str):
     return ROAMTracker(config, variables)
 
 
+def tracker_variables(config, variables):
+    """A restored checkpoint in the tracker's layout: a meta-training workdir's {'params':
+    {theta0, lambda0, meta_opt}, 'vgg'} becomes {'vgg', 'theta0', 'lambda0', 'meta_opt'}
+    (`roam.functional.tracker_variables`); anything else is returned as it is (a converted
+    model; or another model's checkpoint, which the checkpoint check then names)."""
+    del config
+    if 'params' in variables and 'vgg' in variables:
+        return {k: v for k, v in variables.items() if k not in ('params', 'vgg')} | dict(
+            variables['params'], vgg=variables['vgg'])
+    return variables
+
+
 def abstract_variables(config):
     """{'vgg', 'theta0', 'lambda0', 'meta_opt'} (the layout of `roam.convert.from_official`)
     with jax.ShapeDtypeStruct leaves, from the config's shapes (nothing initialised)."""

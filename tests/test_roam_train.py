@@ -158,3 +158,25 @@ def test_vgg16_without_weights_is_an_error():
     task = ROAMTask(get_config('vgg16'))
     with pytest.raises(ValueError, match='vgg_weights'):
         task.init_variables(jax.random.PRNGKey(0))
+
+
+def test_a_training_workdirs_variables_fit_the_tracker():
+    """eval.py / track.py take a meta-training workdir: its {'params': {theta0, lambda0,
+    meta_opt}, 'vgg', 'batch_stats': {}} is put in the tracker's layout by the package's
+    tracker_variables (tracking.plugins) and then passes the checkpoint check; another model's
+    checkpoint is left as it is, so the check names what does not fit."""
+    from pathlib import Path
+
+    from tracking import plugins
+    from tracking.checkpoint import check_variables_match
+    from tracking.config import load_config
+    config = load_config(str(Path(__file__).resolve().parents[1] / 'configs/roam.py:tiny'))
+    expected = plugins.abstract_variables(config)
+    zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), expected)
+    restored = {'batch_stats': {}, 'vgg': zeros['vgg'],
+                'params': {k: zeros[k] for k in ('theta0', 'lambda0', 'meta_opt')}}
+    check_variables_match(plugins.tracker_variables(config, restored), expected, 'W', 'roam:tiny')
+    other = {'batch_stats': {}, 'params': {'backbone': {'kernel': np.zeros((3, 3))}}}
+    assert plugins.tracker_variables(config, other) is other
+    with pytest.raises(ValueError, match='does not fit config roam:tiny'):
+        check_variables_match(other, expected, 'W', 'roam:tiny')

@@ -17,6 +17,9 @@ package, a folder on sys.path, or `__main__`) and provides plain module-level fu
         without it, (tracker_fns(config), variables).
     make_tracker(config, variables, benchmark) -> a tracking.tracker.Tracker (sequential path);
         without it, tracking.tracker.FunctionalTracker over make_tracker_fns.
+    tracker_variables(config, variables)       -> a restored checkpoint's variables in the layout
+        abstract_variables describes (for a package whose training state keeps them in another
+        layout, e.g. ROAM's {'params': meta-parameters, 'vgg'}); without it, unchanged.
 
 This module imports no tracker package itself; `tracker_package` is the one place that does.
 """
@@ -29,7 +32,7 @@ from typing import Any, Callable
 # Every name a tracker package defines (docs/architecture.md, "A tracker package").
 PROTOCOL = ('TRACKERS', 'tracker_fns', 'abstract_variables', 'init_variables', 'make_task',
             'from_official')
-OPTIONAL = ('make_tracker_fns', 'make_tracker')
+OPTIONAL = ('make_tracker_fns', 'make_tracker', 'tracker_variables')
 
 
 class PluginError(ValueError):
@@ -111,6 +114,16 @@ def make_tracker_fns(config, variables, benchmark: str):
     if callable(getattr(package, 'make_tracker_fns', None)):
         return package.make_tracker_fns(config, variables, benchmark)
     return package_function(config, 'tracker_fns')(config), variables
+
+
+def tracker_variables(config, variables):
+    """`variables` restored from a checkpoint (a converted model or a training workdir) in the
+    layout config's tracker needs: the package's tracker_variables when it has one, else as
+    they are."""
+    package = tracker_package(config)
+    if callable(getattr(package, 'tracker_variables', None)):
+        return package.tracker_variables(config, variables)
+    return variables
 
 
 def abstract_variables(config):

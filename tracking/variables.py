@@ -39,6 +39,8 @@ def load_variables(config, checkpoint: str | None,
         variables = restore_variables(checkpoint)
         expected = expected_variables(config)
         if expected is not None:
+            from tracking import plugins
+            variables = plugins.tracker_variables(config, variables)
             name = config_name or f'{config.tracker}:{config.get("variant", "")}'.rstrip(':')
             check_variables_match(variables, expected, checkpoint, name)
         return variables, True
