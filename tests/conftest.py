@@ -23,6 +23,30 @@ from pathlib import Path
 import pytest
 
 REQUIRE_SHARED_ENV = 'TRACKING_REQUIRE_SHARED'
+COMPILE_CACHE_ENV = 'TRACKING_TEST_COMPILE_CACHE'
+
+
+def _use_compilation_cache() -> None:
+    """Many test files (and the eval.py / train.py / track.py subprocesses they start) compile
+    the same tiny-model programs; JAX's persistent compilation cache compiles each once. One
+    cache folder per pytest-xdist worker (the subprocesses of a worker inherit it), so no two
+    processes write one folder at the same time (JAX's cache locks only when eviction is on).
+    The folder is tempdir/jax-tracking-tests-<uid>/<worker>; TRACKING_TEST_COMPILE_CACHE=0
+    turns this off, and a JAX_COMPILATION_CACHE_DIR set before pytest starts is left alone.
+    Runs before any test module imports JAX (JAX reads these variables at import)."""
+    if os.environ.get(COMPILE_CACHE_ENV, '1').strip().lower() in ('0', 'false', 'no'):
+        return
+    ours = os.environ.get('_TRACKING_TEST_CACHE_OWNED') == '1'
+    if 'JAX_COMPILATION_CACHE_DIR' in os.environ and not ours:
+        return
+    import tempfile
+    worker = os.environ.get('PYTEST_XDIST_WORKER', 'main')
+    root = Path(tempfile.gettempdir()) / f'jax-tracking-tests-{os.getuid()}'
+    os.environ['JAX_COMPILATION_CACHE_DIR'] = str(root / worker)
+    os.environ['_TRACKING_TEST_CACHE_OWNED'] = '1'
+
+
+_use_compilation_cache()
 
 
 def shared_required() -> bool:

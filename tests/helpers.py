@@ -77,3 +77,36 @@ def check_frame(seq, i, level=None):
     assert frame[..., 0].mean() > 240 and frame[..., 2].mean() < 15  # RGB, not BGR
     if level is not None:
         assert abs(frame[..., 1].mean() - level) < 6
+
+
+def write_square_otb(root: Path, frames: int) -> Path:
+    """A one-sequence OTB folder under `root`: 'Square', a white 16x16 square on 64x64 black
+    JPEG frames moving 3 px right per frame, with its groundtruth_rect.txt. Returns `root`."""
+    seq = root / 'Square'
+    (seq / 'img').mkdir(parents=True)
+    for i in range(frames):
+        frame = np.zeros((64, 64, 3), np.uint8)
+        frame[20:36, 10 + 3 * i:26 + 3 * i] = 255
+        assert cv2.imwrite(str(seq / 'img' / f'{i + 1:04d}.jpg'), frame)
+    (seq / 'groundtruth_rect.txt').write_text(''.join(f'{10 + 3 * i},20,16,16\n'
+                                                      for i in range(frames)))
+    return root
+
+
+def numpy_variables(shapes, seed: int = 0):
+    """Variables for a tree of ShapeDtypeStructs (e.g. `siam.model.variable_shapes`) as Flax's
+    defaults make them (kernels N(0, 1/fan_in), biases 0, BatchNorm scale 1 / mean 0 / var 1),
+    drawn with numpy: a jitted model init costs a whole compilation of the model on the CPU,
+    more than most tests that only need some weights."""
+    import jax
+    rng = np.random.default_rng(seed)
+
+    def make(path, leaf):
+        name = getattr(path[-1], 'key', str(path[-1]))
+        if name == 'kernel':
+            fan_in = int(np.prod(leaf.shape[:-1]))
+            return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
+        if name in ('scale', 'var'):
+            return np.ones(leaf.shape, np.float32)
+        return np.zeros(leaf.shape, np.float32)
+    return jax.tree_util.tree_map_with_path(make, shapes)

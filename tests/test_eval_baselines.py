@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from helpers import write_square_otb
 from tracking.config import load_config
 from tracking.data.benchmarks import load_benchmark
 from tracking.eval.results import read_boxes
@@ -18,25 +18,13 @@ from tracking.variables import untrained_variables
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _fake_otb(root: Path, frames: int = 4) -> Path:
-    seq = root / 'Square'
-    (seq / 'img').mkdir(parents=True)
-    for i in range(frames):
-        frame = np.zeros((64, 64, 3), np.uint8)
-        frame[20:36, 10 + 3 * i:26 + 3 * i] = 255
-        assert cv2.imwrite(str(seq / 'img' / f'{i + 1:04d}.jpg'), frame)
-    (seq / 'groundtruth_rect.txt').write_text(''.join(f'{10 + 3 * i},20,16,16\n'
-                                                      for i in range(frames)))
-    return root
-
-
 def _eval(*args):
     return subprocess.run([sys.executable, 'eval.py', *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
 
 
 def test_untrained_baseline_is_the_seed_initialisation(tmp_path):
-    root = _fake_otb(tmp_path / 'otb')
+    root = write_square_otb(tmp_path / 'otb', 4)
     result = _eval('--baseline', 'untrained', '--config', 'configs/grm.py:tiny',
                    '--benchmark', 'otb', '--root', root, '--out', tmp_path / 'out', '--noprogress')
     assert result.returncode == 0, result.stderr
@@ -51,7 +39,7 @@ def test_untrained_baseline_is_the_seed_initialisation(tmp_path):
 
 
 def test_untrained_baseline_flag_errors(tmp_path):
-    root = _fake_otb(tmp_path / 'otb')
+    root = write_square_otb(tmp_path / 'otb', 4)
     result = _eval('--baseline', 'untrained', '--benchmark', 'otb', '--root', root,
                    '--out', tmp_path / 'o')
     assert result.returncode != 0 and '--baseline untrained needs --config' in result.stderr

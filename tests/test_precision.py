@@ -27,6 +27,7 @@ from configs import siamrpn as siam_configs
 from grm_jax import functional as grm_functional
 from grm_jax import tracker as grm_tracker
 from grm_jax.model import GRM, init_variables as grm_init
+from helpers import numpy_variables
 from siam import functional as siam_functional
 from siam.model import SiamRPN, build_model, variable_shapes
 from tracking import precision
@@ -58,27 +59,10 @@ def grm():
     return config, jax.device_put(grm_init(config, jax.random.PRNGKey(0)))
 
 
-def _numpy_init(shapes, seed=0):
-    """Variables for a tree of ShapeDtypeStructs as Flax's defaults make them (kernels
-    N(0, 1/fan_in), biases 0, BatchNorm scale 1 / mean 0 / var 1), drawn with numpy: jitting
-    the model's init would cost more CPU than the rest of this file."""
-    rng = np.random.default_rng(seed)
-
-    def make(path, leaf):
-        name = getattr(path[-1], 'key', str(path[-1]))
-        if name == 'kernel':
-            fan_in = int(np.prod(leaf.shape[:-1]))
-            return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
-        if name in ('scale', 'var'):
-            return np.ones(leaf.shape, np.float32)
-        return np.zeros(leaf.shape, np.float32)
-    return jax.tree_util.tree_map_with_path(make, shapes)
-
-
 @pytest.fixture(scope='module')
 def siam():
     config = siam_configs.get_config('tiny')
-    variables = _numpy_init(variable_shapes(config.model))
+    variables = numpy_variables(variable_shapes(config.model))
     # As tests/test_siam_functional.py: scale the heads' last layers so that cls/loc are O(1)
     # (random weights give ~1e4 logits, every exp() overflows and the box never moves).
     params = jax.tree_util.tree_map(lambda x: x, variables['params'])

@@ -8,26 +8,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-import cv2
-import numpy as np
 
+from helpers import write_square_otb
 from tracking import logs
 
 REPO = Path(__file__).resolve().parents[1]
 NOISE = ('WARNING:tensorflow', 'DeprecationWarning', 'FutureWarning', 'orbax', 'absl::',
          'TF_ENABLE_ONEDNN_OPTS', 'rebuild TensorFlow', 'libtpu')
-
-
-def _fake_otb(root: Path, frames: int = 5) -> Path:
-    seq = root / 'Square'
-    (seq / 'img').mkdir(parents=True)
-    for i in range(frames):
-        frame = np.zeros((64, 64, 3), np.uint8)
-        frame[20:36, 10 + 3 * i:26 + 3 * i] = 255
-        assert cv2.imwrite(str(seq / 'img' / f'{i + 1:04d}.jpg'), frame)
-    (seq / 'groundtruth_rect.txt').write_text(''.join(f'{10 + 3 * i},20,16,16\n'
-                                                      for i in range(frames)))
-    return root
 
 
 def test_eval_py_output_to_a_pipe_is_quiet(tmp_path):
@@ -38,7 +25,7 @@ def test_eval_py_output_to_a_pipe_is_quiet(tmp_path):
     checkpoint = tmp_path / 'ckpt'
     save_variables(str(checkpoint), untrained_variables(load_config(
         str(REPO / 'configs/grm.py:tiny'))))
-    root = _fake_otb(tmp_path / 'otb')
+    root = write_square_otb(tmp_path / 'otb', 5)
     result = subprocess.run(
         [sys.executable, 'eval.py', '--config', 'configs/grm.py:tiny', '--checkpoint',
          str(checkpoint), '--benchmark', 'otb', '--root', str(root), '--out',

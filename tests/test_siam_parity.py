@@ -183,7 +183,7 @@ def _window_step_margin(box, first, frame_wh):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('conv_impl', ['xla', 'winograd4'])
+@pytest.mark.parametrize('conv_impl', ['xla'])
 def test_track_parity(reference, conv_impl):
     """40 frames of vot/bag tracked freely from the init box through the functional tracker
     (`jax.jit(track_video)` over `siam.tracker_fns`, one lax.scan, the path SiamRPNTracker also
@@ -202,7 +202,10 @@ def test_track_parity(reference, conv_impl):
     jax 0.10.2, for the class tracker of 6f01ae9 and for this path alike (the two within 6.3e-6
     px). `test_track_parity_teacher_forced` checks every frame on any machine; this test checks
     the free run as far as float32 can decide it, and prints where it first leaves pysot's.
-    conv_impl 'winograd4' (the fast path, its own rounding) is held to the same rule.
+    conv_impl 'winograd4' (the fast path, its own rounding) passes the same rule (free run within
+    0.0074 px up to frame 19, leaving pysot's at the same frame-20 knife edge: docs/performance.md);
+    it is run here only teacher-forced (`test_track_parity_teacher_forced_winograd4`), which
+    is what the fast path must hold, to keep the suite within CI's time.
     """
     ref = reference['track']
     frames = np.stack([load_image(p) for p in sorted(SEQUENCE.glob('*.jpg'))[:NUM_FRAMES]])

@@ -17,6 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from helpers import numpy_variables  # noqa: E402
 from siam.anchors import training_anchors  # noqa: E402
 from siam.layers import BatchNorm  # noqa: E402
 from siam.losses import select_cross_entropy, cls_log_probs, siamrpn_loss, weighted_l1  # noqa: E402
@@ -224,6 +225,14 @@ def _small_config(**train):
     return load_config(str(REPO / 'configs/siamrpn.py:tiny'), overrides)
 
 
+def _random_variables(task) -> dict:
+    """The task's model variables drawn with numpy (no pretrained file in `_small_config`):
+    what `task.init_variables` gives up to the random draw, without compiling the model init."""
+    from siam.model import variable_shapes
+    assert not task.config.train.pretrained
+    return numpy_variables(variable_shapes(task.config.model), seed=0)
+
+
 def _fake_batch(task, batch: int = 4, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     target = task.anchor_target()
@@ -240,35 +249,50 @@ def _fake_batch(task, batch: int = 4, seed: int = 0) -> dict:
     return out
 
 
-def _changed(before, after) -> dict:
-    """{path: bool changed} over a variable tree."""
-    flat_b = jax.tree_util.tree_flatten_with_path(before)[0]
-    flat_a = jax.tree.leaves(after)
-    return {jax.tree_util.keystr(p): not np.array_equal(np.asarray(b), np.asarray(a))
-            for (p, b), a in zip(flat_b, flat_a)}
+def _two_steps(config):
+    """Variables (flattened to {keystr: numpy array}) before, after phase 0 (batch seed 0) and
+    after phase 1 (batch seed 1) of two train steps of `config` on this process's devices,
+    and the two steps' metrics."""
+    from siam.task import SiamRPNTask
+    from tracking.train import loop, sharding
+    task = SiamRPNTask(config)
+    mesh = sharding.make_mesh()
+    variables = _random_variables(task)
+    optimizer = task.make_optimizer(variables['params'])
+    state = loop.create_train_state(variables, optimizer, jax.random.PRNGKey(1), mesh)
+
+    def flat(state):
+        leaves = jax.tree_util.tree_flatten_with_path(
+            jax.device_get({'params': state.params, **state.model_state}))[0]
+        return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
+    snapshots, metrics = [flat(state)], []
+    for phase, seed in ((0, 0), (1, 1)):
+        batch = sharding.shard_batch(_fake_batch(task, seed=seed), mesh)
+        state, m = loop.make_train_step(task, optimizer, mesh, phase=phase)(state, batch)
+        snapshots.append(flat(state))
+        metrics.append(jax.device_get(m))
+    return snapshots, metrics
 
 
-def test_backbone_frozen_then_unfrozen():
+@pytest.fixture(scope='module')
+def one_device_steps():
+    """`_two_steps(_small_config())` in this single-device process: shared by the phase test
+    and the 4-device comparison, so the two steps compile once here."""
+    assert jax.device_count() == 1
+    return _two_steps(_small_config())
+
+
+def test_backbone_frozen_then_unfrozen(one_device_steps):
     """Phase 0: the backbone neither moves nor updates its BatchNorm statistics; the neck and
     head do. Phase 1 (step 1): layer2..4 move (lr x 0.1) and update their statistics, conv1,
     bn1 and layer1 stay as they were."""
     from siam.task import SiamRPNTask
-    from tracking.train import loop, sharding
-    task = SiamRPNTask(_small_config())
-    assert task.phase_starts == (1,)
-    mesh = sharding.make_mesh()
-    variables = task.init_variables(jax.random.PRNGKey(0))
-    optimizer = task.make_optimizer(variables['params'])
-    state = loop.create_train_state(variables, optimizer, jax.random.PRNGKey(1), mesh)
-    batch = sharding.shard_batch(_fake_batch(task), mesh)
-    v0 = jax.device_get({'params': state.params, **state.model_state})
-    state, m0 = loop.make_train_step(task, optimizer, mesh, phase=0)(state, batch)
-    v1 = jax.device_get({'params': state.params, **state.model_state})
-    state, m1 = loop.make_train_step(task, optimizer, mesh, phase=1)(state, batch)
-    v2 = jax.device_get({'params': state.params, **state.model_state})
+    assert SiamRPNTask(_small_config()).phase_starts == (1,)
+    (v0, v1, v2), (m0, m1) = one_device_steps
     assert np.isfinite(float(m0['loss'])) and np.isfinite(float(m1['loss']))
     np.testing.assert_allclose(float(m0['lr']), 0.002, rtol=1e-6)
-    first, second = _changed(v0, v1), _changed(v1, v2)
+    first = {k: not np.array_equal(v0[k], v1[k]) for k in v0}
+    second = {k: not np.array_equal(v1[k], v2[k]) for k in v1}
     backbone = [k for k in first if "['backbone']" in k]
     assert backbone and not any(first[k] for k in backbone)
     assert first["['params']['neck']['downsample2']['downsample_0']['kernel']"]
@@ -283,16 +307,15 @@ def test_pretrained_backbone_file(tmp_path):
     """A pysot-style ImageNet file (backbone keys without prefix, 'module.' prefix, an extra
     classifier) replaces exactly the backbone; a file missing a backbone weight is refused."""
     from siam import convert
-    from siam.model import init_variables
+    from siam.model import variable_shapes
     from siam.task import load_pretrained_backbone
     config = _small_config()
-    donor = convert.to_official(jax.device_get(init_variables(config.model,
-                                                              jax.random.PRNGKey(7))))
+    donor = convert.to_official(numpy_variables(variable_shapes(config.model), seed=7))
     weights = {'module.' + k[len('backbone.'):]: v for k, v in donor.items()
                if k.startswith('backbone.')}
     weights['module.fc.weight'] = np.zeros((10, 4), np.float32)
     np.savez(tmp_path / 'resnet.npz', **weights)
-    base = jax.device_get(init_variables(config.model, jax.random.PRNGKey(0)))
+    base = numpy_variables(variable_shapes(config.model), seed=0)
     loaded = load_pretrained_backbone(base, str(tmp_path / 'resnet.npz'), config)
     loaded_sd, base_sd = convert.to_official(loaded), convert.to_official(base)
     for key, value in loaded_sd.items():
@@ -309,41 +332,27 @@ def test_pretrained_backbone_file(tmp_path):
 def _device_run(config_json: str, out: str) -> None:
     """Two steps (phase 0 then 1) on this process's devices; saves the variables to `out`."""
     import ml_collections
-    from siam.task import SiamRPNTask
-    from tracking.train import loop, sharding
-    task = SiamRPNTask(ml_collections.ConfigDict(json.loads(config_json)))
-    mesh = sharding.make_mesh()
-    variables = task.init_variables(jax.random.PRNGKey(0))
-    optimizer = task.make_optimizer(variables['params'])
-    state = loop.create_train_state(variables, optimizer, jax.random.PRNGKey(1), mesh)
-    for phase, seed in ((0, 0), (1, 1)):
-        batch = sharding.shard_batch(_fake_batch(task, seed=seed), mesh)
-        state, _ = loop.make_train_step(task, optimizer, mesh, phase=phase)(state, batch)
-    flat = jax.tree_util.tree_flatten_with_path(
-        jax.device_get({'params': state.params, **state.model_state}))[0]
-    np.savez(out, **{jax.tree_util.keystr(p): np.asarray(v) for p, v in flat})
+    snapshots, _ = _two_steps(ml_collections.ConfigDict(json.loads(config_json)))
+    np.savez(out, **snapshots[-1])
     print(f'devices={jax.device_count()}', flush=True)
 
 
 @pytest.mark.slow
-def test_four_devices_match_one_device(tmp_path):
-    """Two train steps of the SiamRPN task on 4 virtual CPU devices equal the single-device
-    steps (the global batch is one sharded array: same loss, same BatchNorm statistics)."""
-    config = _small_config()
-    results = {}
-    for devices in (1, 4):
-        env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO),
-                   XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
-        out = tmp_path / f'{devices}.npz'
-        run = subprocess.run([sys.executable, __file__, config.to_json(), str(out)], env=env,
-                             capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stderr[-3000:]
-        assert f'devices={devices}' in run.stdout
-        results[devices] = np.load(out)
-    assert results[1].files == results[4].files
-    for key in results[1].files:
-        np.testing.assert_allclose(results[4][key], results[1][key], rtol=2e-5, atol=2e-6,
-                                   err_msg=key)
+def test_four_devices_match_one_device(tmp_path, one_device_steps):
+    """Two train steps of the SiamRPN task on 4 virtual CPU devices (a subprocess) equal the
+    single-device steps (this process): the global batch is one sharded array, so the same
+    loss and the same BatchNorm statistics."""
+    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO),
+               XLA_FLAGS='--xla_force_host_platform_device_count=4')
+    out = tmp_path / '4.npz'
+    run = subprocess.run([sys.executable, __file__, _small_config().to_json(), str(out)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert 'devices=4' in run.stdout
+    four, one = np.load(out), one_device_steps[0][-1]
+    assert sorted(four.files) == sorted(one)
+    for key in one:
+        np.testing.assert_allclose(four[key], one[key], rtol=2e-5, atol=2e-6, err_msg=key)
 
 
 if __name__ == '__main__':

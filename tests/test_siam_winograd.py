@@ -26,6 +26,7 @@ from jax import lax
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from helpers import numpy_variables  # noqa: E402
 from siam import layers  # noqa: E402
 from siam.layers import (winograd_conv3x3, winograd_eligible, winograd_matrices,  # noqa: E402
                          winograd_weights)
@@ -129,10 +130,10 @@ def test_winograd_model_matches_xla(impl):
     and the depthwise RPN heads' unpadded conv_kernel / conv_search. Bound: 1e-5 of the output
     scale for F(2x2), times the growth of the per-conv error bound (amp^2, module docstring;
     97.4 / 7.1 = 13.7) for F(4x4)."""
-    from siam.model import build_model, dummy_inputs, init_variables, winograd_variables
+    from siam.model import build_model, dummy_inputs, variable_shapes, winograd_variables
     from tracking.config import load_config
     config = load_config(str(REPO / 'configs/siamrpn.py:tiny'))
-    variables = init_variables(config.model, jax.random.PRNGKey(0))
+    variables = numpy_variables(variable_shapes(config.model), seed=0)
     fast_variables = winograd_variables(variables, config.model, impl)
     n = layers.WINOGRAD_TILES[impl] + 2
     kernels = {}
