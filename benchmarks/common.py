@@ -55,12 +55,15 @@ def machine() -> dict:
                 python=platform.python_version(), jax=jax.__version__)
 
 
-def write_result(name: str, result: dict) -> Path:
-    """Writes benchmarks/results/<name>_<platform>.json and returns its path."""
+def write_result(name: str, result: dict, filename: str | None = None,
+                 not_printed: tuple[str, ...] = ()) -> Path:
+    """Writes `result` with the machine and date to benchmarks/results/<name>_<platform>.json
+    (or benchmarks/results/<filename> when given), prints it without the keys in
+    `not_printed` (long per-round rows, say), and returns its path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     result = dict(result, machine=machine(), date=time.strftime('%Y-%m-%d %H:%M:%S'))
-    path = RESULTS_DIR / f'{name}_{result["machine"]["platform"]}.json'
+    path = RESULTS_DIR / (filename or f'{name}_{result["machine"]["platform"]}.json')
     path.write_text(json.dumps(result, indent=2) + '\n')
-    print(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in not_printed}, indent=2))
     print(f'written: {path}')
     return path

@@ -39,7 +39,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.common import BAG, RESULTS_DIR, machine  # noqa: E402
+from benchmarks.common import BAG, write_result  # noqa: E402
 from benchmarks.grm_vs_official import Official  # noqa: E402
 from configs.siamrpn import get_config  # noqa: E402
 from siam.layers import CONV_IMPLS  # noqa: E402
@@ -146,13 +146,8 @@ def main():
         load_average_before=load_before, load_average_after=load_after,
         rows=rows,
         command='python benchmarks/siam_vs_official.py ' + ' '.join(
-            shlex.quote(a) for a in sys.argv[1:]),
-        machine=machine(), date=time.strftime('%Y-%m-%d %H:%M:%S'))
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / args.out
-    path.write_text(json.dumps(result, indent=2) + '\n')
-    print(json.dumps({k: v for k, v in result.items() if k != 'rows'}, indent=2))
-    print(f'written: {path}')
+            shlex.quote(a) for a in sys.argv[1:]))
+    write_result(None, result, filename=args.out, not_printed=('rows',))
 
 
 if __name__ == '__main__':
