@@ -110,3 +110,12 @@ def numpy_variables(shapes, seed: int = 0):
             return np.ones(leaf.shape, np.float32)
         return np.zeros(leaf.shape, np.float32)
     return jax.tree_util.tree_map_with_path(make, shapes)
+
+
+def flat_variables(state) -> dict:
+    """{keystr: numpy array} of a train state's variables ({'params', **model_state}, on the
+    host): what the sharding tests compare between processes and steps."""
+    import jax
+    leaves = jax.tree_util.tree_flatten_with_path(
+        jax.device_get({'params': state.params, **state.model_state}))[0]
+    return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}

@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from helpers import numpy_variables  # noqa: E402
+from helpers import flat_variables, numpy_variables  # noqa: E402
 from siam.anchors import training_anchors  # noqa: E402
 from siam.layers import BatchNorm  # noqa: E402
 from siam.losses import select_cross_entropy, cls_log_probs, siamrpn_loss, weighted_l1  # noqa: E402
@@ -261,15 +261,11 @@ def _two_steps(config):
     optimizer = task.make_optimizer(variables['params'])
     state = loop.create_train_state(variables, optimizer, jax.random.PRNGKey(1), mesh)
 
-    def flat(state):
-        leaves = jax.tree_util.tree_flatten_with_path(
-            jax.device_get({'params': state.params, **state.model_state}))[0]
-        return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
-    snapshots, metrics = [flat(state)], []
+    snapshots, metrics = [flat_variables(state)], []
     for phase, seed in ((0, 0), (1, 1)):
         batch = sharding.shard_batch(_fake_batch(task, seed=seed), mesh)
         state, m = loop.make_train_step(task, optimizer, mesh, phase=phase)(state, batch)
-        snapshots.append(flat(state))
+        snapshots.append(flat_variables(state))
         metrics.append(jax.device_get(m))
     return snapshots, metrics
 

@@ -18,6 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from helpers import flat_variables  # noqa: E402
 from siam.losses import bce_with_logits, mask_loss, refine_box_loss, smooth_l1  # noqa: E402
 from siam.targets import (box_refine_targets, decode_proposals, roi_mask_targets,  # noqa: E402
                           roi_rows, sample_rois)
@@ -323,14 +324,10 @@ def _one_step(config):
     optimizer = task.make_optimizer(variables['params'])
     state = loop.create_train_state(variables, optimizer, jax.random.PRNGKey(1), mesh)
 
-    def flat(state):
-        leaves = jax.tree_util.tree_flatten_with_path(
-            jax.device_get({'params': state.params, **state.model_state}))[0]
-        return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
-    before = flat(state)
+    before = flat_variables(state)
     batch = sharding.shard_batch(_fake_batch(task, batch=4, has_mask=(1, 0, 1, 1)), mesh)
     state, metrics = loop.make_train_step(task, optimizer, mesh, phase=None)(state, batch)
-    return before, flat(state), jax.device_get(metrics)
+    return before, flat_variables(state), jax.device_get(metrics)
 
 
 @pytest.fixture(scope='module')
