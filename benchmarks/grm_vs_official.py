@@ -116,6 +116,26 @@ def _ours_step(tracker: GRMTracker, frame: np.ndarray) -> tuple[np.ndarray, floa
     return box, time.perf_counter() - start, time.process_time() - cpu
 
 
+def summarize_rounds(rows: list[dict], ours: str, box_key: str) -> dict:
+    """Medians over the timed (non-warm-up) rounds of `rows`, whose keys are `<ours>_wall_s`,
+    `<ours>_cpu_s`, `official_wall_s`, `official_cpu_s` (seconds) and `box_key` (px): medians of
+    each side's wall and process CPU seconds, the ratio of medians, the median of the per-round
+    ratios ours / official, and the largest box difference over all rounds."""
+    timed = [r for r in rows if not r['warmup']]
+    col = lambda key: np.asarray([r[key] for r in timed])  # noqa: E731
+    med = lambda key: float(np.median(col(key)))  # noqa: E731
+    summary = {}
+    for clock in ('wall', 'cpu'):
+        summary[f'ours_{clock}_median_s'] = med(f'{ours}_{clock}_s')
+        summary[f'official_{clock}_median_s'] = med(f'official_{clock}_s')
+    for clock in ('wall', 'cpu'):
+        summary[f'{clock}_ratio_of_medians'] = med(f'{ours}_{clock}_s') / med(f'official_{clock}_s')
+        summary[f'{clock}_ratio_per_round_median'] = float(np.median(
+            col(f'{ours}_{clock}_s') / col(f'official_{clock}_s')))
+    summary['box_max_abs_diff_px'] = max(r[box_key] for r in rows)
+    return summary
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--official_cmd', required=True,
@@ -156,22 +176,12 @@ def main():
         official.close()
     load_after = os.getloadavg()
 
-    timed = [r for r in rows if not r['warmup']]
-    col = lambda key: np.asarray([r[key] for r in timed])  # noqa: E731
-    med = lambda key: float(np.median(col(key)))  # noqa: E731
     result = dict(
         variant=args.variant, frames='vot/bag', weights=args.weights, rounds=args.rounds,
         warmup=args.warmup,
         ours='GRMTracker.track (jitted grm_jax.tracker_fns step)',
         official_cmd=args.official_cmd,
-        ours_wall_median_s=med('ours_wall_s'), official_wall_median_s=med('official_wall_s'),
-        ours_cpu_median_s=med('ours_cpu_s'), official_cpu_median_s=med('official_cpu_s'),
-        wall_ratio_of_medians=med('ours_wall_s') / med('official_wall_s'),
-        cpu_ratio_of_medians=med('ours_cpu_s') / med('official_cpu_s'),
-        wall_ratio_per_round_median=float(np.median(col('ours_wall_s') /
-                                                    col('official_wall_s'))),
-        cpu_ratio_per_round_median=float(np.median(col('ours_cpu_s') / col('official_cpu_s'))),
-        box_max_abs_diff_px=max(r['box_max_abs_diff_px'] for r in rows),
+        **summarize_rounds(rows, 'ours', 'box_max_abs_diff_px'),
         cpus_in_affinity_mask=len(os.sched_getaffinity(0)),
         load_average_before=load_before, load_average_after=load_after,
         rows=rows,

@@ -40,7 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.common import BAG, write_result  # noqa: E402
-from benchmarks.grm_vs_official import Official  # noqa: E402
+from benchmarks.grm_vs_official import Official, summarize_rounds  # noqa: E402
 from configs.siamrpn import get_config  # noqa: E402
 from siam.layers import CONV_IMPLS  # noqa: E402
 from siam.tracker import SiamRPNTracker  # noqa: E402
@@ -63,22 +63,6 @@ def _ours_step(tracker: SiamRPNTracker, frame: np.ndarray) -> tuple[np.ndarray, 
     start, cpu = time.perf_counter(), time.process_time()
     box = tracker.track(frame)                  # float64 host box: waits for the device
     return box, time.perf_counter() - start, time.process_time() - cpu
-
-
-def _summary(rows, impl):
-    timed = [r for r in rows if not r['warmup']]
-    col = lambda key: np.asarray([r[key] for r in timed])  # noqa: E731
-    med = lambda key: float(np.median(col(key)))  # noqa: E731
-    return dict(
-        ours_wall_median_s=med(f'{impl}_wall_s'), ours_cpu_median_s=med(f'{impl}_cpu_s'),
-        official_wall_median_s=med('official_wall_s'), official_cpu_median_s=med('official_cpu_s'),
-        wall_ratio_per_round_median=float(np.median(col(f'{impl}_wall_s') /
-                                                    col('official_wall_s'))),
-        cpu_ratio_per_round_median=float(np.median(col(f'{impl}_cpu_s') /
-                                                   col('official_cpu_s'))),
-        wall_ratio_of_medians=med(f'{impl}_wall_s') / med('official_wall_s'),
-        cpu_ratio_of_medians=med(f'{impl}_cpu_s') / med('official_cpu_s'),
-        box_max_abs_diff_px=max(r[f'{impl}_box_diff_px'] for r in rows))
 
 
 def main():
@@ -141,7 +125,7 @@ def main():
         warmup=args.warmup,
         ours='SiamRPNTracker.track (jitted siam.tracker_fns step), one tracker per conv_impl',
         official_cmd=args.official_cmd,
-        impls={impl: _summary(rows, impl) for impl in impls},
+        impls={impl: summarize_rounds(rows, impl, f'{impl}_box_diff_px') for impl in impls},
         cpus_in_affinity_mask=len(os.sched_getaffinity(0)),
         load_average_before=load_before, load_average_after=load_after,
         rows=rows,
