@@ -119,3 +119,26 @@ def flat_variables(state) -> dict:
     leaves = jax.tree_util.tree_flatten_with_path(
         jax.device_get({'params': state.params, **state.model_state}))[0]
     return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
+
+
+def assert_four_devices_match(script: str, config_json: str, out: Path, one_device: dict,
+                              timeout: int) -> None:
+    """Runs `python script config_json out` on 4 virtual CPU devices (a subprocess whose
+    __main__ saves its variables to `out` and prints 'devices=4') and checks them against
+    `one_device` ({keystr: array}, the same step in this single-device process) within
+    rtol 2e-5, atol 2e-6."""
+    import os
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(repo),
+               XLA_FLAGS='--xla_force_host_platform_device_count=4')
+    run = subprocess.run([sys.executable, script, config_json, str(out)], env=env,
+                         capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert 'devices=4' in run.stdout
+    four = np.load(out)
+    assert sorted(four.files) == sorted(one_device)
+    for key in one_device:
+        np.testing.assert_allclose(four[key], one_device[key], rtol=2e-5, atol=2e-6,
+                                   err_msg=key)

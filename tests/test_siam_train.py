@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from helpers import flat_variables, numpy_variables  # noqa: E402
+from helpers import assert_four_devices_match, flat_variables, numpy_variables  # noqa: E402
 from siam.anchors import training_anchors  # noqa: E402
 from siam.layers import BatchNorm  # noqa: E402
 from siam.losses import select_cross_entropy, cls_log_probs, siamrpn_loss, weighted_l1  # noqa: E402
@@ -338,17 +336,8 @@ def test_four_devices_match_one_device(tmp_path, one_device_steps):
     """Two train steps of the SiamRPN task on 4 virtual CPU devices (a subprocess) equal the
     single-device steps (this process): the global batch is one sharded array, so the same
     loss and the same BatchNorm statistics."""
-    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO),
-               XLA_FLAGS='--xla_force_host_platform_device_count=4')
-    out = tmp_path / '4.npz'
-    run = subprocess.run([sys.executable, __file__, _small_config().to_json(), str(out)],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert 'devices=4' in run.stdout
-    four, one = np.load(out), one_device_steps[0][-1]
-    assert sorted(four.files) == sorted(one)
-    for key in one:
-        np.testing.assert_allclose(four[key], one[key], rtol=2e-5, atol=2e-6, err_msg=key)
+    assert_four_devices_match(__file__, _small_config().to_json(), tmp_path / '4.npz',
+                              one_device_steps[0][-1], timeout=600)
 
 
 if __name__ == '__main__':

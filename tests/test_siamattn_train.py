@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from helpers import flat_variables  # noqa: E402
+from helpers import assert_four_devices_match, flat_variables  # noqa: E402
 from siam.losses import bce_with_logits, mask_loss, refine_box_loss, smooth_l1  # noqa: E402
 from siam.targets import (box_refine_targets, decode_proposals, roi_mask_targets,  # noqa: E402
                           roi_rows, sample_rois)
@@ -370,17 +368,8 @@ def test_four_devices_match_one_device(tmp_path, one_device_step):
     of its gradient on the first step (m / sqrt(v) = sign(g)), so a gradient that is zero up
     to float32 summation order (different on 4 devices) can move it by lr one way or the other:
     seen once, a layer1 kernel entry 4e-4 apart."""
-    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO),
-               XLA_FLAGS='--xla_force_host_platform_device_count=4')
-    out = tmp_path / '4.npz'
-    run = subprocess.run([sys.executable, __file__, _sharding_config().to_json(), str(out)],
-                         env=env, capture_output=True, text=True, timeout=1200)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert 'devices=4' in run.stdout
-    four, one = np.load(out), one_device_step[1]
-    assert sorted(four.files) == sorted(one)
-    for key in one:
-        np.testing.assert_allclose(four[key], one[key], rtol=2e-5, atol=2e-6, err_msg=key)
+    assert_four_devices_match(__file__, _sharding_config().to_json(), tmp_path / '4.npz',
+                              one_device_step[1], timeout=1200)
 
 
 if __name__ == '__main__':
