@@ -39,8 +39,8 @@ def tracker_variables(config, variables):
     model; or another model's checkpoint, which the checkpoint check then names)."""
     del config
     if 'params' in variables and 'vgg' in variables:
-        return {k: v for k, v in variables.items() if k not in ('params', 'vgg')} | dict(
-            variables['params'], vgg=variables['vgg'])
+        from roam.functional import tracker_variables as to_tracker
+        return to_tracker(variables)
     return variables
 
 
