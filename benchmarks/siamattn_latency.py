@@ -33,32 +33,8 @@ from configs.siamrpn import get_config as siamrpn_config  # noqa: E402
 from siam import tracker_fns  # noqa: E402
 from siam.model import variable_shapes as siamrpn_shapes  # noqa: E402
 from siam.polygon import mask_polygon  # noqa: E402
+from siam.random_weights import random_variables  # noqa: E402
 from siam.siamattn import variable_shapes as siamattn_shapes  # noqa: E402
-
-
-def random_variables(shapes, seed=0):
-    """Numpy variables for a tree of ShapeDtypeStructs: He-normal kernels (conv1 / 128 for
-    0..255 input, loc and box-delta layers x 0.05), zero biases and means, unit scales and
-    variances, DSA gains 0.5."""
-    rng = np.random.default_rng(seed)
-
-    def make(path, leaf):
-        names = [getattr(p, 'key', str(p)) for p in path]
-        shape, name = leaf.shape, names[-1]
-        if name in ('kernel', 'transpose_kernel'):
-            fan_in = int(np.prod(shape[:-1]))
-            value = rng.normal(0, np.sqrt(2.0 / fan_in), shape)
-            if len(names) > 2 and names[1] == 'backbone' and names[2] == 'conv1':
-                value /= 128.0
-            if 'loc' in names or names[-2] == 'tail_det_box':
-                value *= 0.05
-            return value.astype(np.float32)
-        if name in ('bias', 'mean'):
-            return np.zeros(shape, np.float32)
-        if name == 'gamma':
-            return np.full(shape, 0.5, np.float32)
-        return np.ones(shape, np.float32)
-    return jax.tree_util.tree_map_with_path(make, shapes)
 
 
 def _timed(fn):

@@ -93,6 +93,19 @@ def write_square_otb(root: Path, frames: int) -> Path:
     return root
 
 
+def drifting_rectangle_video(seed: int, hw, frames: int, origin, velocity, size):
+    """A textured background (uniform 0..119, fixed over time) with a (240, 200, 40) rectangle
+    moving by `velocity` (dx, dy) px per frame from `origin` (x, y), `size` (w, h) px.
+    Returns (frames [frames, H, W, 3] uint8, box0 [4] float32 (x, y, w, h))."""
+    h, w = hw
+    rng = np.random.default_rng(seed)
+    video = np.repeat(rng.integers(0, 120, (1, h, w, 3), dtype=np.uint8), frames, axis=0)
+    (x, y), (dx, dy), (bw, bh) = origin, velocity, size
+    for t in range(frames):
+        video[t, y + dy * t:y + dy * t + bh, x + dx * t:x + dx * t + bw] = (240, 200, 40)
+    return video, np.array([x, y, bw, bh], np.float32)
+
+
 def numpy_variables(shapes, seed: int = 0):
     """Variables for a tree of ShapeDtypeStructs (e.g. `siam.model.variable_shapes`) as Flax's
     defaults make them (kernels N(0, 1/fan_in), biases 0, BatchNorm scale 1 / mean 0 / var 1),

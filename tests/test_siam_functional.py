@@ -21,6 +21,8 @@ from siam.tracker import SiamRPNTracker
 from tracking.api import track_video
 from tracking.subwindow import get_subwindow
 
+from helpers import drifting_rectangle_video
+
 H, W = 72, 96          # real frame size of the test videos
 T = 4                  # frames per video
 
@@ -46,14 +48,10 @@ def setup():
 
 
 def _video(seed, h=H, w=W, frames=T):
-    """A textured background with a bright square drifting right/down; returns
+    """A textured background with a bright 20x16 rectangle drifting right/down; returns
     (frames [T, h, w, 3] uint8, box0 [4] float32)."""
-    rng = np.random.default_rng(seed)
-    video = np.repeat(rng.integers(0, 120, (1, h, w, 3), dtype=np.uint8), frames, axis=0)
-    x, y = 20 + 5 * seed, 15 + 3 * seed
-    for t in range(frames):
-        video[t, y + 2 * t:y + 2 * t + 16, x + 3 * t:x + 3 * t + 20] = (240, 200, 40)
-    return video, np.array([x, y, 20, 16], np.float32)
+    return drifting_rectangle_video(seed, (h, w), frames, origin=(20 + 5 * seed, 15 + 3 * seed),
+                                    velocity=(3, 2), size=(20, 16))
 
 
 def _pad(video, hp, wp, seed=0):

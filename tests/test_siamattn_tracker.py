@@ -19,6 +19,7 @@ from siam import tracker_fns
 from siam.attn_functional import SiamAttnFns
 from siam.functional import state_scope
 from siam.polygon import back_affine, binary_mask_polygon, box_corners, mask_polygon
+from siam.random_weights import random_variables
 from siam.siamattn import variable_shapes
 from siam.tracker import SiamAttnTracker
 from tracking.api import track_video
@@ -28,56 +29,24 @@ from tracking.eval.region import is_code
 from tracking.eval.vot_protocol import run_supervised
 from tracking.eval.vot_scoring import score_sequence
 
-from helpers import SEQUENCES
+from helpers import SEQUENCES, drifting_rectangle_video
 
 BAG = SEQUENCES / 'vot' / 'bag'
 H, W = 360, 480            # bag's frame size: the adapter's step compiles once for both uses
 T = 4
 
 
-def _tiny_variables(config, seed=0):
-    """Random tiny SiamAttn variables without compiling `model.init` (minutes on this CPU):
-    He-normal kernels, zero biases, unit BN, DSA gains 0.5; conv1 scaled for 0..255 input, the
-    last loc / box-delta layers scaled down so boxes move by pixels, not by the crop."""
-    rng = np.random.default_rng(seed)
-    shapes = variable_shapes(config.model)
-
-    def make(path, leaf):
-        names = [p.key for p in path]
-        shape, name = leaf.shape, names[-1]
-        if name in ('kernel', 'transpose_kernel'):
-            fan_in = int(np.prod(shape[:-1])) if name == 'kernel' else int(np.prod(shape[:2])) \
-                * shape[2]
-            value = rng.normal(0, np.sqrt(2.0 / fan_in), shape)
-            if names[1] == 'backbone' and names[2] == 'conv1':
-                value /= 128.0
-            if 'loc' in names or names[-2] == 'tail_det_box':
-                value *= 0.05
-            return value.astype(np.float32)
-        if name in ('bias', 'mean'):
-            return np.zeros(shape, np.float32)
-        if name == 'gamma':
-            return np.full(shape, 0.5, np.float32)
-        return np.ones(shape, np.float32)          # BN scale / var, RPN level weights
-
-    return jax.tree_util.tree_map_with_path(make, shapes)
-
-
 def _video(seed, frames=T):
-    """A textured 360x480 background with a bright rectangle drifting right/down; returns
-    (frames [T, H, W, 3] uint8, box0 [4] float32)."""
-    rng = np.random.default_rng(seed)
-    video = np.repeat(rng.integers(0, 120, (1, H, W, 3), dtype=np.uint8), frames, axis=0)
-    x, y = 150 + 20 * seed, 100 + 10 * seed
-    for t in range(frames):
-        video[t, y + 3 * t:y + 3 * t + 50, x + 4 * t:x + 4 * t + 70] = (240, 200, 40)
-    return video, np.array([x, y, 70, 50], np.float32)
+    """A textured 360x480 background with a bright 70x50 rectangle drifting right/down;
+    returns (frames [T, H, W, 3] uint8, box0 [4] float32)."""
+    return drifting_rectangle_video(seed, (H, W), frames, origin=(150 + 20 * seed, 100 + 10 * seed),
+                                    velocity=(4, 3), size=(70, 50))
 
 
 @pytest.fixture(scope='module')
 def setup():
     config = get_config('tiny')
-    tracker = SiamAttnTracker(config, _tiny_variables(config))
+    tracker = SiamAttnTracker(config, random_variables(variable_shapes(config.model)))
     return dict(config=config, tracker=tracker, fns=tracker.fns, variables=tracker.variables)
 
 
