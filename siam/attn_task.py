@@ -90,6 +90,26 @@ class SiamAttnTask(SiamRPNTask):
             optax.scale_by_adam(),
             scale_by_lr())
 
+    def _lr_multipliers(self, params, step):
+        """SiamRPNTask's multipliers, times `train.offset_lr_mult` (default 1) on the offset
+        MLPs of the two deformable RoI pools (`offset_fc_*` of roi_pool_b / roi_pool_m). tiny
+        sets 0: under Adam every leaf moves by ~lr per step, and in 200 steps the pools'
+        offsets grew to 10-24% of the RoI on average (max 86%; a mask bin is 12.5%), i.e. the
+        pools sampled the wrong cells (docs/siamattn.md, "Training tiny")."""
+        from tracking.trees import path_names
+
+        mults = super()._lr_multipliers(params, step)
+        offset = float(self.config.train.get('offset_lr_mult', 1.0))
+        if offset == 1.0:
+            return mults
+
+        def leaf(key_path, m):
+            if any(name.startswith('offset_fc') for name in path_names(key_path)):
+                return m * offset
+            return m
+
+        return jax.tree_util.tree_map_with_path(leaf, mults)
+
     def select_rois(self, rng, search_box):
         """`select_rois(cls, loc)` for SiamAttn.train_forward: samples the RoIs of every search
         image from the RPN output. search_box [B, 4] target corners in the crop."""
