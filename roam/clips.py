@@ -64,6 +64,18 @@ def gaussian_label_np(sigma, map_size: int, centre, alpha: float) -> np.ndarray:
     return np.exp(-alpha * (xs ** 2 / sigma[0] ** 2 + ys ** 2 / sigma[1] ** 2)).astype(np.float32)
 
 
+def colour_augment(crops, rng) -> np.ndarray:
+    """One colour transform for the whole clip (tiny only; not in the official code): the RGB
+    channels permuted and each inverted (255 - x) with probability 1/2, 48 variants. The
+    target and its look-alike distractors keep their contrast, but a theta0 cannot memorise the
+    training targets' colours: the first-frame step has to pick them up. Drawn after every
+    other draw of the clip, so the clip is otherwise the same. crops uint8 [S, C, C, 3]."""
+    perm = rng.permutation(3)
+    invert = rng.integers(0, 2, 3).astype(bool)
+    out = crops[..., perm]
+    return np.where(invert, 255 - out, out).astype(np.uint8)
+
+
 def _aspect(image, box, ratio: float):
     h, w = image.shape[:2]
     resized = cv2.resize(image, (int(w * ratio), int(h / ratio)))
@@ -142,7 +154,10 @@ class ClipSampler:
                 from e
         deltas = rng.integers(0, int(t.look_ahead), int(t.time_step)).astype(np.int32)
         key = rng.integers(0, 2 ** 32, 2, dtype=np.uint64).astype(np.uint32)
-        return {'crops': np.stack(crops), 'labels': np.stack(labels),
+        crops = np.stack(crops)
+        if t.get('colour_augment', False):
+            crops = colour_augment(crops, rng)
+        return {'crops': crops, 'labels': np.stack(labels),
                 'boxes': np.stack(out_boxes), 'deltas': deltas, 'scale_key': key,
                 'index': np.int64(index)}
 

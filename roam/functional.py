@@ -16,8 +16,9 @@ init (Tracker.initialize): the nine first-frame samples (aspect r in (1, 0.8, 1.
 scaled by (r, 1/r), window int(5/s sqrt(w h)) made odd, the search crop; labels centred, sigma
 0.1 ceil(box * 281/window / 4) of the *unresized* box, boxes (0, 0, that size): the official
 quirk), frozen VGG features, the filter size of sample 0's box cells, one step
-theta1 = theta0 - lambda0 * grad (`roam.optim.meta_sgd_step`), ref_score = max response of theta1
-on the nine samples, the motion windows (sigma 0.5 and 1.0 x target cells of the initial box;
+theta1 = theta0 - lambda0 * grad (`roam.optim.meta_sgd_step`; test.n_init_updates > 1 repeats
+it on the same samples, a departure: the official loop hard-codes one), ref_score = max
+response of theta1 on the nine samples, the motion windows (sigma 0.5 and 1.0 x target cells of the initial box;
 fixed for the whole video), the LSTM optimizer state (h = c = 0, previous rate lambda0).
 
 step (Tracker.track): the single-scale crop around the current centre (window
@@ -269,6 +270,9 @@ def _check_config(config):
                          f'base_target_size * search_scale made odd')
     if t.n_update_batch * t.n_online_updates > 0 and t.max_db_size < 1:
         raise ValueError('roam.tracker_fns: test.max_db_size must be >= 1')
+    if int(t.get('n_init_updates', 1)) < 1:
+        raise ValueError(f'roam.tracker_fns: test.n_init_updates must be >= 1, got '
+                         f'{t.n_init_updates}')
 
 
 def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
@@ -287,6 +291,7 @@ def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
     scale0 = float(m.search_scale)
     db_size, batch, n_updates = int(t.max_db_size), int(t.n_update_batch), int(t.n_online_updates)
     interval = int(t.update_interval)
+    n_init = int(t.get('n_init_updates', 1))
     dtype = jnp.float64 if float64_state else jnp.float32
     lopt = CoordinatewiseLSTM(m.lstm_hidden, m.lstm_layers, p=m.grad_preprocess_p)
     features = _features(config)
@@ -328,6 +333,12 @@ def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
         fs = rm.compute_filter_size(jnp.ceil(boxes[0, 2:] / jnp.float32(cell)), config)
         grads = jax.grad(loss_fn)(variables['theta0'], feats, labels, boxes, fs)
         theta = meta_sgd_step(variables['theta0'], grads, variables['lambda0'])
+        if n_init > 1:
+            # More lambda0 steps on the nine samples (test.n_init_updates; official: 1).
+            def init_step(theta, _):
+                grads = jax.grad(loss_fn)(theta, feats, labels, boxes, fs)
+                return meta_sgd_step(theta, grads, variables['lambda0']), None
+            theta, _ = jax.lax.scan(init_step, theta, None, length=n_init - 1)
         g, _ = rm.apply_model(theta, feats, fs, config)
         n_feat = feats.shape[-1]
         db = dict(feats=jnp.zeros((db_size, msize, msize, n_feat), jnp.float32),

@@ -15,7 +15,7 @@ optax.multi_transform over the two groups,
   'meta_opt'  (LSTM + linear):   element-wise clip to [-1, 1],  Adam lr 1e-3;
 both StepLR x lr_decay (0.5) every lr_decay_every_epochs (5) epochs, an epoch being
 data.samples_per_epoch // batch_size steps. Adam: betas (0.9, 0.999), eps 1e-8 (torch and optax
-defaults agree).
+defaults agree); the LSTM group's beta2 is train.meta_opt_b2 (tiny: 0.99).
 """
 from __future__ import annotations
 
@@ -55,9 +55,30 @@ def make_meta_optimizer(train_config, steps_per_epoch: int) -> optax.GradientTra
                                                         float(t.lr_decay)))),
         META_OPT: optax.chain(optax.clip(float(t.meta_opt_grad_clip)),
                               optax.adam(step_schedule(float(t.meta_opt_lr), every,
-                                                       float(t.lr_decay)))),
+                                                       float(t.lr_decay)),
+                                         b2=float(t.get('meta_opt_b2', 0.999)))),
     }
-    return optax.multi_transform(groups, param_labels)
+    tx = optax.multi_transform(groups, param_labels)
+    if t.get('skip_nonfinite', False):
+        tx = skip_nonfinite(tx)
+    return tx
+
+
+def skip_nonfinite(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+    """`inner`, except that a step whose gradients' global norm is not finite (an entry inf or
+    NaN, or entries so large that the float32 norm overflows: an inner loop that diverged on a
+    clip) leaves the parameters and `inner`'s state as they are. Without it such a step reaches
+    Adam clipped to +-clip, moves the parameters in the clip's sign pattern and inflates the
+    second moment for ~1 / (1 - beta2) steps (tiny's train.skip_nonfinite; not official)."""
+    def update(updates, state, params=None):
+        ok = jnp.isfinite(optax.global_norm(updates))
+        safe = jax.tree_util.tree_map(lambda g: jnp.where(ok, g, jnp.zeros_like(g)), updates)
+        new_updates, new_state = inner.update(safe, state, params)
+        keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
+        return (jax.tree_util.tree_map(lambda u: jnp.where(ok, u, jnp.zeros_like(u)),
+                                       new_updates),
+                jax.tree_util.tree_map(keep, new_state, state))
+    return optax.GradientTransformation(inner.init, update)
 
 
 def load_vgg(config, seed: int = 0) -> dict:

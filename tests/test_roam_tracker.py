@@ -28,6 +28,10 @@ DB = 4                        # small memory: the ring buffer wraps within 11 fr
 def _config():
     c = get_config('tiny')
     c.test.max_db_size = DB
+    # The official first frame (one lambda0 step of 3e-3): the mechanics checked here, not
+    # tiny's tuned values.
+    c.test.n_init_updates = 1
+    c.model.meta_lr_init = 3e-3
     return c
 
 
@@ -242,3 +246,34 @@ def test_variables_of_a_training_checkpoint_are_accepted():
         rf.tracker_variables({'params': ckpt['params']})
     with pytest.raises(KeyError, match='meta_opt'):
         rf.tracker_variables({k: flat[k] for k in ('vgg', 'theta0', 'lambda0')})
+
+
+def test_n_init_updates_repeats_the_lambda0_step():
+    """test.n_init_updates = 3 (tiny's departure; official 1): init's theta is three
+    theta - lambda0 * grad steps on the nine first-frame samples, by hand; 0 is an error."""
+    from roam import model as rm
+    from roam.optim import meta_sgd_step
+    config = _config()
+    config.test.n_init_updates = 3
+    variables = rf.init_variables(config, jax.random.PRNGKey(3), theta_scale=0.1)
+    frames, box = _video(0)
+    state = jax.jit(rf.tracker_fns(config).init)(variables, frames[0], np.array([H, W]), box)
+    with state_scope(True):
+        patches, labels, boxes = jax.jit(partial(rf.first_frame_samples, config))(
+            jnp.asarray(frames[0]), jnp.asarray([H, W], jnp.int32),
+            jnp.asarray(box, jnp.float64))
+    feats = jax.jit(rf._features(config))(variables['vgg'], patches)
+    fs = rm.compute_filter_size(jnp.ceil(boxes[0, 2:] / 4.0), config)
+    grad = jax.jit(jax.grad(lambda th: rm.update_loss(th, feats, labels.astype(jnp.float32),
+                                                      boxes, fs, config)[0]))
+    theta = variables['theta0']
+    for _ in range(3):
+        theta = meta_sgd_step(theta, grad(theta), variables['lambda0'])
+    moved = jax.tree_util.tree_map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
+                                   theta, variables['theta0'])
+    assert max(jax.tree_util.tree_leaves(moved)) > 1e-6
+    for a, b in zip(jax.tree_util.tree_leaves(state['theta']), jax.tree_util.tree_leaves(theta)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * float(jnp.max(jnp.abs(b))))
+    config.test.n_init_updates = 0
+    with pytest.raises(ValueError, match='n_init_updates'):
+        rf.tracker_fns(config)

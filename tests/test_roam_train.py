@@ -104,6 +104,56 @@ def test_clip_sampler_is_pure_in_seed_and_index():
         rclips.ClipSampler([_sequences(1, frames=20)], (1.0,), config, seed=0)
 
 
+def test_colour_augment_is_one_channel_transform_per_clip():
+    """tiny's colour augmentation: the same clip as without it (labels, boxes, deltas, RFS key)
+    with every crop under one and the same channel permutation / inversion."""
+    import itertools
+    config = get_config('tiny')
+    assert config.train.colour_augment and not get_config('vgg16').train.colour_augment
+    seqs = [_sequences(2)]
+    aug = rclips.ClipSampler(seqs, (1.0,), config, seed=3)
+    config = get_config('tiny')                # the sampler keeps its config object
+    config.train.colour_augment = False
+    plain = rclips.ClipSampler(seqs, (1.0,), config, seed=3)
+    seen = set()
+    for index in range(6):
+        a, p = aug.sample(index), plain.sample(index)
+        for k in ('labels', 'boxes', 'deltas', 'scale_key'):
+            np.testing.assert_array_equal(a[k], p[k])
+        x = p['crops'].astype(np.int16)
+        found = [(perm, inv) for perm in itertools.permutations(range(3))
+                 for inv in itertools.product((0, 1), repeat=3)
+                 if np.array_equal(a['crops'], np.where(np.asarray(inv, bool), 255 - x[..., perm],
+                                                        x[..., perm]))]
+        assert found, index
+        seen.add(found[0])
+    assert len(seen) > 1                      # clips draw different transforms
+
+
+def test_skip_nonfinite_leaves_params_and_state():
+    """train.skip_nonfinite: a meta-gradient whose float32 norm overflows (entries 1e30, finite)
+    gives a zero update and the same optimizer state; a finite step is the plain optimizer's."""
+    from roam.task import skip_nonfinite
+    t = get_config('tiny').train
+    assert t.skip_nonfinite
+    opt = make_meta_optimizer(t, steps_per_epoch=100)
+    plain = make_meta_optimizer(get_config('vgg16').train, steps_per_epoch=100)
+    params = _params()
+    state = opt.init(params)
+    bad = jax.tree_util.tree_map(lambda x: jnp.full_like(x, 1e30), params)
+    up, state2 = opt.update(bad, state, params)
+    assert all(float(jnp.max(jnp.abs(u))) == 0 for u in jax.tree_util.tree_leaves(up))
+    for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(state2)):
+        np.testing.assert_array_equal(a, b)
+    g = jax.tree_util.tree_map(lambda x: jnp.linspace(-1.0, 2.0, x.size), params)
+    ref, _ = skip_nonfinite(plain).update(g, skip_nonfinite(plain).init(params), params)
+    raw, _ = plain.update(g, plain.init(params), params)
+    for a, b in zip(jax.tree_util.tree_leaves(ref), jax.tree_util.tree_leaves(raw)):
+        np.testing.assert_array_equal(a, b)
+    ok, _ = opt.update(g, state2, params)
+    assert all(float(jnp.max(jnp.abs(u))) > 0 for u in jax.tree_util.tree_leaves(ok))
+
+
 class _SyntheticROAM(ROAMTask):
     """The tiny task on in-memory synthetic sequences (no TFDS build in a unit test)."""
 
