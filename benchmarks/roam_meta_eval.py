@@ -7,11 +7,13 @@ checkpoint). Every optimizer starts from the same model: the meta-learned theta0
 first step with the meta-learned lambda0 (roam.meta step 0); then the 5 update steps of the clip
 (each on the previous 5 frames, filter size adapted) are taken by
   - the learned coordinate-wise LSTM (meta-trained),
-  - optax.sgd(lr) and optax.adam(lr), lr tuned on a log grid on `tune_clips` *training* clips
-    (synthetic train split; the lr with the lowest mean look-ahead loss),
+  - optax.sgd(lr) and optax.adam(lr), lr tuned on a log grid with 0 on `tune_clips` *training*
+    clips (synthetic train split, drawn as meta-training draws them: with the config's colour
+    augmentation; the lr with the lowest mean look-ahead loss),
 and each step is scored on a random future frame (the meta-objective's look-ahead loss, no
 Random Filter Scaling: r = 1, as in tracking). Reported: the mean look-ahead loss of steps 1..5
-over `clips` held-out clips (synthetic val split), per optimizer, and the same for the meta-
+over `clips` held-out clips (synthetic val split, as tracking sees them: no colour
+augmentation unless --held_out_augment), per optimizer, and the same for the meta-
 trained initial model with no further update ('none'). Also the untrained LSTM (the config's
 initialisation) as a control. Paired per clip (every optimizer sees the same held-out clips from
 the same start): learned minus each other optimizer, mean and standard error over clips
@@ -34,8 +36,9 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-SGD_GRID = tuple(10.0 ** e for e in np.arange(-4.0, 1.01, 0.5))
-ADAM_GRID = tuple(10.0 ** e for e in np.arange(-5.0, -0.49, 0.5))
+# Log grids with 0 (no update) in front: tuning may choose not to update.
+SGD_GRID = (0.0,) + tuple(10.0 ** e for e in np.arange(-4.0, 1.01, 0.5))
+ADAM_GRID = (0.0,) + tuple(10.0 ** e for e in np.arange(-5.0, -0.49, 0.5))
 
 
 def load_run(workdir: str):
@@ -50,11 +53,15 @@ def load_run(workdir: str):
     return config, variables['params'], vgg
 
 
-def clips(config, split: str, count: int, seed: int):
-    """`count` clips (roam.clips.ClipSampler) of the synthetic `split`, as host batches."""
+def clips(config, split: str, count: int, seed: int, augment: bool | None = None):
+    """`count` clips (roam.clips.ClipSampler) of the synthetic `split`, as host batches.
+    augment: train.colour_augment for these clips (None: the config's, as meta-training)."""
     from roam.clips import ClipSampler
     from tracking.data.synthetic import load_synthetic
 
+    if augment is not None:
+        config = ml_collections.ConfigDict(config.to_dict())
+        config.train.colour_augment = bool(augment)
     sampler = ClipSampler([load_synthetic(split, config.data.roots.get('synthetic') or None)],
                           (1.0,), config, seed)
     return [sampler.sample(i) for i in range(count)]
@@ -112,6 +119,8 @@ def main(argv=None):
     parser.add_argument('--out', default='')
     parser.add_argument('--oracle', action=argparse.BooleanOptionalAction, default=True,
                         help='also SGD/Adam with the lr best on the held-out clips (control)')
+    parser.add_argument('--held_out_augment', action='store_true',
+                        help="held-out clips with the config's colour augmentation")
     args = parser.parse_args(argv)
     from benchmarks.common import write_result
     from roam import meta as rmeta
@@ -121,8 +130,10 @@ def main(argv=None):
     meta = jax.tree_util.tree_map(jnp.asarray, meta)
     lopt = rmeta.make_lopt(config)
     features, scorer = make_scorer(config, vgg)
+    # Tuning clips are drawn as meta-training draws them (the config's colour augmentation);
+    # held-out clips as tracking sees them (no augmentation) unless --held_out_augment.
     tune = clips(config, 'train', args.tune_clips, seed=12345)
-    held = clips(config, 'val', args.clips, seed=54321)
+    held = clips(config, 'val', args.clips, seed=54321, augment=args.held_out_augment)
     tune_f = [features(c) for c in tune]
     held_f = [features(c) for c in held]
 
@@ -134,6 +145,9 @@ def main(argv=None):
         'none': scorer(lambda m, h: ex(optax.sgd(0.0))),
     }
     result = dict(workdir=os.path.abspath(args.workdir), held_out_clips=args.clips,
+                  colour_augment=dict(tuning=bool(config.train.get('colour_augment', False)),
+                                      held_out=bool(args.held_out_augment and config.train.get(
+                                          'colour_augment', False))),
                   tuning_clips=args.tune_clips, held_out_split='synthetic val',
                   tuning_split='synthetic train', metric='mean look-ahead loss, steps 1..5')
     tuning = {}
