@@ -193,7 +193,9 @@ def _torch_align_corners(out_size, in_size):
 @pytest.mark.parametrize('fs', [(21, 21), (23, 21), (11, 43), (7, 9), (45, 45), (1, 3)])
 def test_warp_embedding_equals_direct_resize_and_conv(fs):
     """The K x K embedded kernel gives the fs-sized resized kernel in its middle, zeros around,
-    and the K-kernel 'same' correlation equals the fs-kernel one with padding fs//2."""
+    and the K-kernel 'same' correlations (direct and FFT) equal the fs-kernel one with padding
+    fs//2 (computed exactly in float64) within float32 rounding: 1e-6 of each output's sum of
+    |terms|."""
     k = 45
     rng = np.random.default_rng(sum(fs))
     kernel = rng.normal(size=(21, 21, 3, 2)).astype(np.float32)
@@ -207,14 +209,25 @@ def test_warp_embedding_equals_direct_resize_and_conv(fs):
     mask[r0:r0 + fs_h, c0:c0 + fs_w] = False
     assert not np.any(full[mask])
     x = rng.normal(size=(1, 30, 30, 3)).astype(np.float32)
+    # The fs-kernel correlation with padding fs // 2, exactly (float64), from the middle block
+    # alone, and the sum of |terms| of each output: float32 rounding of a sum is bounded by a
+    # small multiple of u * sum |terms| (u = 6e-8), so that sets the scale. At fs = 45 an output
+    # sums 6075 terms (sum |terms| up to ~1.2e3): its float32 rounding is ~2e-4 absolute on
+    # any implementation (XLA's conv included), more than a fixed atol could assume.
+    block = full[r0:r0 + fs_h, c0:c0 + fs_w].astype(np.float64)
+    pad = ((0, 0), (fs_h // 2, fs_h // 2), (fs_w // 2, fs_w // 2), (0, 0))
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.pad(x.astype(np.float64), pad), (fs_h, fs_w), axis=(1, 2))   # [1, 30, 30, 3, h, w]
+    exact = np.einsum('bijchw,hwco->bijo', windows, block)
+    scale = np.einsum('bijchw,hwco->bijo', np.abs(windows), np.abs(block))
+    # Direct summation rounds per output (its own sum |terms|); the FFT mixes every input and
+    # kernel entry into every output, so its rounding scales with the largest sum instead.
     y_k = rm.same_correlation(jnp.asarray(x), jnp.asarray(full))
-    y_fs = jax.lax.conv_general_dilated(x, direct.astype(np.float32), (1, 1),
-                                        [(fs_h // 2, fs_h // 2), (fs_w // 2, fs_w // 2)],
-                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-                                        precision='highest')
-    np.testing.assert_allclose(np.asarray(y_k), np.asarray(y_fs), rtol=1e-5, atol=1e-4)
+    err_k = np.abs(np.asarray(y_k, np.float64) - exact) / scale
+    assert err_k.max() <= 1e-6, (fs, err_k.max())            # measured <= 2e-7 (~3 u)
     y_fft = rm.fft_correlation(jnp.asarray(x), jnp.asarray(full))
-    np.testing.assert_allclose(np.asarray(y_fft), np.asarray(y_fs), rtol=1e-5, atol=1e-4)
+    err_fft = np.abs(np.asarray(y_fft, np.float64) - exact) / scale.max()
+    assert err_fft.max() <= 1e-6, (fs, err_fft.max())        # measured <= 2e-7
 
 
 def test_same_correlation_vjp_first_and_second_order():
