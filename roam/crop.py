@@ -21,7 +21,7 @@ import cv2
 import jax.numpy as jnp
 import numpy as np
 
-from tracking.device_crops import div_rn32
+from tracking.device_crops import div_rn32, floor_frac
 
 RGB_MEAN = (123.68, 116.779, 103.939)
 
@@ -84,14 +84,7 @@ def get_search_patch(img, center, window: int, out_size: int = 281, pad_value=RG
 def _linear_taps(d, in_size, out_size, clamp: bool):
     """OpenCV INTER_LINEAR source taps of output indices d (int32, traced) for a resize
     in_size -> out_size (both traced int32): (i0, i1, w0, w1), w float32, indices clipped."""
-    pos = div_rn32((2 * d + 1) * in_size - out_size, 2 * out_size)
-    s = jnp.floor(pos)
-    f = pos - s
-    s = s.astype(jnp.int32)
-    if clamp:
-        outside = (s < 0) | (s >= in_size - 1)
-        f = jnp.where(outside, jnp.float32(0), f)
-        s = jnp.where(s < 0, 0, jnp.where(s >= in_size - 1, in_size - 1, s))
+    s, f = floor_frac(div_rn32((2 * d + 1) * in_size - out_size, 2 * out_size), in_size, clamp)
     i0 = jnp.clip(s, 0, in_size - 1)
     i1 = jnp.clip(s + 1, 0, in_size - 1)
     return i0, i1, jnp.float32(1) - f, f

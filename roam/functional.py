@@ -73,7 +73,7 @@ from roam.vgg import VGG16Features, feature_size
 from siam.functional import first_argmax, state_scope
 from tracking import precision as tp
 from tracking.api import TrackerFns
-from tracking.device_crops import COEF_SCALE, div_rn32
+from tracking.device_crops import COEF_SCALE
 
 # ------------------------------------------------------------------ device crops
 
@@ -82,17 +82,9 @@ def _cv_taps(d, in_size, out_size, clamp: bool):
     """OpenCV uint8 INTER_LINEAR taps of output indices d (int32 [n]) for a resize
     in_size -> out_size (both traced int32): (i0, i1, c0, c1), 11-bit integer coefficients
     (`tracking.device_crops.resize_taps` for traced output indices and size)."""
-    pos = div_rn32((2 * d + 1) * in_size - out_size, 2 * out_size)
-    s = jnp.floor(pos)
-    f = pos - s
-    s = s.astype(jnp.int32)
-    if clamp:
-        outside = (s < 0) | (s >= in_size - 1)
-        f = jnp.where(outside, jnp.float32(0), f)
-        s = jnp.where(s < 0, 0, jnp.where(s >= in_size - 1, in_size - 1, s))
-    c1 = jnp.round(f * COEF_SCALE).astype(jnp.int32)
-    c0 = jnp.round((jnp.float32(1) - f) * COEF_SCALE).astype(jnp.int32)
-    return jnp.clip(s, 0, in_size - 1), jnp.clip(s + 1, 0, in_size - 1), c0, c1
+    i0, i1, w0, w1 = _linear_taps(d, in_size, out_size, clamp)
+    return (i0, i1, jnp.round(w0 * COEF_SCALE).astype(jnp.int32),
+            jnp.round(w1 * COEF_SCALE).astype(jnp.int32))
 
 
 def resized_pixels(frame, frame_hw, out_hw, rows, cols):

@@ -117,10 +117,12 @@ def resize_taps(in_size, out_size: int, clamp: bool):
     return jnp.clip(s, 0, in_size - 1), jnp.clip(s + 1, 0, in_size - 1), c0, c1
 
 
-def _floor_frac(in_size, out_size, clamp):
-    """(s [out] int32, f [out] float32): sx = floor(fx), fx -= sx, with the column reset."""
-    in_size = jnp.asarray(in_size, jnp.int32)
-    pos = _positions(in_size, out_size)
+def floor_frac(pos, in_size, clamp: bool):
+    """OpenCV INTER_LINEAR's split of source positions: sx = floor(fx), fx -= sx, and for
+    columns (clamp) the reset to the edge pixel outside the source.
+
+    pos: [n] float32 source positions (`div_rn32((2 d + 1) in - out, 2 out)`); in_size: []
+    int32 source length (traced). Returns (s [n] int32, f [n] float32); s is not clipped."""
     s = jnp.floor(pos)
     f = pos - s
     s = s.astype(jnp.int32)
@@ -129,6 +131,12 @@ def _floor_frac(in_size, out_size, clamp):
         f = jnp.where(outside, jnp.float32(0), f)
         s = jnp.where(s < 0, 0, jnp.where(s >= in_size - 1, in_size - 1, s))
     return s, f
+
+
+def _floor_frac(in_size, out_size, clamp):
+    """(s [out] int32, f [out] float32) of the output indices 0..out_size-1 (`floor_frac`)."""
+    in_size = jnp.asarray(in_size, jnp.int32)
+    return floor_frac(_positions(in_size, out_size), in_size, clamp)
 
 
 def _resize_virtual(fetch, in_hw, out_hw):
