@@ -44,12 +44,10 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from siam.functional import (Geometry, box_of, channel_average, context_size, decode_boxes,
-                             first_argmax, foreground_scores, geometry, round_side, state_scope,
-                             to_bgr, window_center)
+from siam.functional import (Geometry, box_of, context_size, decode_boxes, first_argmax,
+                             foreground_scores, geometry, search_crop, state_scope, template_crop)
 from siam.siamattn import SiamAttn, build_model, is_siamattn
 from tracking.api import TrackerFns
-from tracking.device_crops import get_subwindow_device
 
 
 class RefineParams(NamedTuple):
@@ -170,35 +168,17 @@ def tracker_fns(config, float64_state: bool = True) -> SiamAttnFns:
     dtype = jnp.float64 if float64_state else jnp.float32
 
     def init(variables, frame, frame_hw, box_xywh):
-        frame_hw = jnp.asarray(frame_hw, jnp.int32)
-        image = to_bgr(jnp.asarray(frame))
-        average = channel_average(image, frame_hw)
-        with state_scope(float64_state):
-            box = jnp.asarray(box_xywh).astype(dtype)
-            center = jnp.stack([box[0] + (box[2] - 1) / 2, box[1] + (box[3] - 1) / 2])
-            size = box[2:4]
-            side = round_side(context_size(size[0], size[1], geo.context_amount))
-            z_center = window_center(center, side)
-        z_crop = get_subwindow_device(image, frame_hw, z_center, geo.template_size, side,
-                                      average)
+        state, z_crop = template_crop(geo, frame, frame_hw, box_xywh, float64_state)
         template = model.apply(variables, z_crop[None].astype(jnp.float32),
                                method=SiamAttn.template_features)['neck']
-        return dict(center=center, size=size, channel_average=average,
-                    template=tuple(t[0] for t in template))
+        return dict(state, template=tuple(t[0] for t in template))
 
     def step(variables, state, frame, frame_hw):
         frame_hw = jnp.asarray(frame_hw, jnp.int32)
-        image = to_bgr(jnp.asarray(frame))
+        center, size, scale_z, x_side, x_crop = search_crop(geo, state, frame, frame_hw,
+                                                            float64_state)
         with state_scope(float64_state):
-            center = jnp.asarray(state['center']).astype(dtype)
-            size = jnp.asarray(state['size']).astype(dtype)
-            side_z = context_size(size[0], size[1], geo.context_amount)
-            scale_z = geo.template_size / side_z
-            x_side = round_side(side_z * (geo.search_size / geo.template_size))
-            x_center = window_center(center, x_side)
             crop_origin = center - x_side.astype(dtype) / 2        # official crop_box[:2]
-        x_crop = get_subwindow_device(image, frame_hw, x_center, geo.search_size, x_side,
-                                      state['channel_average'])
         outputs = model.apply(variables, x_crop[None].astype(jnp.float32),
                               tuple(t[None] for t in state['template']),
                               method=SiamAttn.track_forward)

@@ -239,6 +239,43 @@ def box_of(center, size):
 # ------------------------------------------------------------------ the tracker
 
 
+def template_crop(geo: Geometry, frame, frame_hw, box_xywh, float64_state: bool = True):
+    """pysot's first frame: the state's centre (x + (w - 1) / 2, ...), size and channel average,
+    and the template crop. frame: RGB uint8 [Hp, Wp, 3] (real size frame_hw [2] int32);
+    box_xywh [4] pixels. Returns (dict(center [2], size [2], channel_average [3]),
+    z_crop [Z, Z, 3] float32 BGR)."""
+    frame_hw = jnp.asarray(frame_hw, jnp.int32)
+    image = to_bgr(jnp.asarray(frame))
+    average = channel_average(image, frame_hw)
+    with state_scope(float64_state):
+        dtype = jnp.float64 if float64_state else jnp.float32
+        box = jnp.asarray(box_xywh).astype(dtype)
+        center = jnp.stack([box[0] + (box[2] - 1) / 2, box[1] + (box[3] - 1) / 2])
+        size = box[2:4]
+        side = round_side(context_size(size[0], size[1], geo.context_amount))
+        z_center = window_center(center, side)
+    z_crop = get_subwindow_device(image, frame_hw, z_center, geo.template_size, side, average)
+    return dict(center=center, size=size, channel_average=average), z_crop
+
+
+def search_crop(geo: Geometry, state, frame, frame_hw, float64_state: bool = True):
+    """pysot's search crop around the state: (center [2], size [2] in the state dtype,
+    scale_z (template px per frame px), x_side (window side in frame px, integer-valued),
+    x_crop [X, X, 3] float32 BGR)."""
+    image = to_bgr(jnp.asarray(frame))
+    with state_scope(float64_state):
+        dtype = jnp.float64 if float64_state else jnp.float32
+        center = jnp.asarray(state['center']).astype(dtype)
+        size = jnp.asarray(state['size']).astype(dtype)
+        side_z = context_size(size[0], size[1], geo.context_amount)
+        scale_z = geo.template_size / side_z
+        x_side = round_side(side_z * (geo.search_size / geo.template_size))
+        x_center = window_center(center, x_side)
+    x_crop = get_subwindow_device(image, jnp.asarray(frame_hw, jnp.int32), x_center,
+                                  geo.search_size, x_side, state['channel_average'])
+    return center, size, scale_z, x_side, x_crop
+
+
 def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
     """SiamRPN++'s `TrackerFns` for the full config (configs/siamrpn.py).
 
@@ -260,37 +297,17 @@ def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
     model = build_model(model_config, config.test.get('conv_impl', 'xla'))
     # float32: ops without a per-op precision (the RPN's level weighting) get the model's too.
     network = precision_lib.network_call(model.apply, mode, float32_matmul=float32_precision)
-    dtype = jnp.float64 if float64_state else jnp.float32
 
     def init(variables, frame, frame_hw, box_xywh):
-        frame_hw = jnp.asarray(frame_hw, jnp.int32)
-        image = to_bgr(jnp.asarray(frame))
-        average = channel_average(image, frame_hw)
-        with state_scope(float64_state):
-            box = jnp.asarray(box_xywh).astype(dtype)
-            center = jnp.stack([box[0] + (box[2] - 1) / 2, box[1] + (box[3] - 1) / 2])
-            size = box[2:4]
-            side = round_side(context_size(size[0], size[1], geo.context_amount))
-            z_center = window_center(center, side)
-        z_crop = get_subwindow_device(image, frame_hw, z_center, geo.template_size, side,
-                                      average)
+        state, z_crop = template_crop(geo, frame, frame_hw, box_xywh, float64_state)
         template = network(variables, z_crop[None].astype(jnp.float32),
                            method=SiamRPN.template_features)
-        return dict(center=center, size=size, channel_average=average,
-                    template=tuple(t[0] for t in template))
+        return dict(state, template=tuple(t[0] for t in template))
 
     def step(variables, state, frame, frame_hw):
         frame_hw = jnp.asarray(frame_hw, jnp.int32)
-        image = to_bgr(jnp.asarray(frame))
-        with state_scope(float64_state):
-            center = jnp.asarray(state['center']).astype(dtype)
-            size = jnp.asarray(state['size']).astype(dtype)
-            side_z = context_size(size[0], size[1], geo.context_amount)
-            scale_z = geo.template_size / side_z
-            x_side = round_side(side_z * (geo.search_size / geo.template_size))
-            x_center = window_center(center, x_side)
-        x_crop = get_subwindow_device(image, frame_hw, x_center, geo.search_size, x_side,
-                                      state['channel_average'])
+        center, size, scale_z, _, x_crop = search_crop(geo, state, frame, frame_hw,
+                                                       float64_state)
         outputs = network(variables, x_crop[None].astype(jnp.float32),
                           tuple(t[None] for t in state['template']),
                           method=SiamRPN.track_forward)
@@ -310,4 +327,4 @@ def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
 __all__ = ['tracker_fns', 'prepare_variables', 'geometry', 'Geometry', 'state_scope',
            'cosine_window', 'to_bgr', 'channel_average', 'context_size', 'round_side',
            'window_center', 'crop', 'foreground_scores', 'decode_boxes', 'first_argmax',
-           'update_state', 'box_of']
+           'update_state', 'box_of', 'template_crop', 'search_crop']
