@@ -150,14 +150,9 @@ def _tracker_factory(mode: str, benchmark: str):
         return (name, lambda: tracker_lib.make_tracker(config, variables, benchmark),
                 lambda: tracker_lib.make_tracker_fns(config, variables, benchmark))
 
-    from tracking.checkpoint import check_variables_match, restore_variables
-    try:
-        variables = restore_variables(_CHECKPOINT.value)
-        expected = tracker_lib.expected_variables(config)
-        if expected is not None:  # Once, before any sequence runs.
-            from tracking import plugins
-            variables = plugins.tracker_variables(config, variables)
-            check_variables_match(variables, expected, _CHECKPOINT.value, _config_name(config))
+    from tracking.variables import load_variables
+    try:  # Restored and checked once, before any sequence runs.
+        variables, _ = load_variables(config, _CHECKPOINT.value, _config_name(config))
     except (FileNotFoundError, ValueError) as e:
         _fail(f'cannot load --checkpoint: {e}')
     return (name, lambda: tracker_lib.make_tracker(config, variables, benchmark),
