@@ -6,15 +6,8 @@
 Two persistent processes: this one runs ours (`GRMTracker.track`, the thin adapter over the
 jitted `grm_jax.tracker_fns(config).step`: the frame goes to the device, the exact crop,
 normalisation, the network, Hann-window argmax, map back and margin clip, the box back to the
-host); `--official_cmd` starts the other, which must drive the official tracker and speak this
-line protocol on stdin/stdout (one line each; this repository ships no such driver, see
-docs/performance.md):
-
-    (startup)                  -> ready
-    init <image path> x y w h  -> ok
-    step <image path>          -> x y w h wall_s cpu_s   (its tracker's track() alone, timed
-                                                           in its own process)
-    quit
+host); `--official_cmd` starts the other, which drives the official tracker with the line
+protocol of benchmarks/side_by_side.py.
 
 Both trackers are initialised on frame 1 of ../shared's vot/bag and then, round by round, each
 tracks the next frame in turn (ours, official, ours, ...), so both see the same load on a
@@ -36,9 +29,7 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -47,57 +38,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.common import BAG, write_result  # noqa: E402
+from benchmarks.side_by_side import Official, summarize_rounds, timed_track  # noqa: E402
 from configs.grm import get_config  # noqa: E402
 from grm_jax.tracker import GRMTracker  # noqa: E402
 from tracking.images import load_image  # noqa: E402
 
 BUNDLE = REPO.parent / 'shared' / 'reference' / 'grm_vitb_256'
-
-
-class Official:
-    """The official tracker's process, spoken to with the line protocol (module docstring)."""
-
-    def __init__(self, command: str):
-        self.command = command
-        self.process = subprocess.Popen(shlex.split(command), stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, bufsize=1)
-        self._expect('ready', 'startup')
-
-    def _read(self, what: str) -> str:
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f'official driver ({self.command!r}) ended during {what} '
-                               f'(exit code {self.process.poll()})')
-        return line.strip()
-
-    def _expect(self, word: str, what: str) -> None:
-        while True:
-            line = self._read(what)
-            if line == word:
-                return
-            if line.startswith('error'):
-                raise RuntimeError(f'official driver, {what}: {line}')
-
-    def init(self, path: Path, box) -> None:
-        self.process.stdin.write(f'init {path} ' + ' '.join(f'{v:.6f}' for v in box) + '\n')
-        self._expect('ok', f'init on {path}')
-
-    def step(self, path: Path) -> tuple[np.ndarray, float, float]:
-        """(box [4], wall s, CPU s) of the official step on the frame at `path`."""
-        self.process.stdin.write(f'step {path}\n')
-        line = self._read(f'step on {path}')
-        values = line.split()
-        if len(values) != 6:
-            raise RuntimeError(f'official driver, step on {path}: expected "x y w h wall_s '
-                               f'cpu_s", got {line!r}')
-        values = [float(v) for v in values]
-        return np.asarray(values[:4]), values[4], values[5]
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.write('quit\n')
-            self.process.stdin.close()
-            self.process.wait(timeout=60)
 
 
 def _variables(config, weights: str):
@@ -108,32 +54,6 @@ def _variables(config, weights: str):
         return convert.from_official(reference_state_dict(BUNDLE), config)
     from grm_jax.model import init_variables
     return init_variables(config, jax.random.PRNGKey(0))
-
-
-def _ours_step(tracker: GRMTracker, frame: np.ndarray) -> tuple[np.ndarray, float, float]:
-    start, cpu = time.perf_counter(), time.process_time()
-    box = tracker.track(frame)                  # np.asarray of the device box: waits for it
-    return box, time.perf_counter() - start, time.process_time() - cpu
-
-
-def summarize_rounds(rows: list[dict], ours: str, box_key: str) -> dict:
-    """Medians over the timed (non-warm-up) rounds of `rows`, whose keys are `<ours>_wall_s`,
-    `<ours>_cpu_s`, `official_wall_s`, `official_cpu_s` (seconds) and `box_key` (px): medians of
-    each side's wall and process CPU seconds, the ratio of medians, the median of the per-round
-    ratios ours / official, and the largest box difference over all rounds."""
-    timed = [r for r in rows if not r['warmup']]
-    col = lambda key: np.asarray([r[key] for r in timed])  # noqa: E731
-    med = lambda key: float(np.median(col(key)))  # noqa: E731
-    summary = {}
-    for clock in ('wall', 'cpu'):
-        summary[f'ours_{clock}_median_s'] = med(f'{ours}_{clock}_s')
-        summary[f'official_{clock}_median_s'] = med(f'official_{clock}_s')
-    for clock in ('wall', 'cpu'):
-        summary[f'{clock}_ratio_of_medians'] = med(f'{ours}_{clock}_s') / med(f'official_{clock}_s')
-        summary[f'{clock}_ratio_per_round_median'] = float(np.median(
-            col(f'{ours}_{clock}_s') / col(f'official_{clock}_s')))
-    summary['box_max_abs_diff_px'] = max(r[box_key] for r in rows)
-    return summary
 
 
 def main():
@@ -164,7 +84,7 @@ def main():
         official.init(paths[0], init_box)
         for i, path in enumerate(paths[1:]):
             frame = load_image(path)
-            box_ours, wall_ours, cpu_ours = _ours_step(ours, frame)
+            box_ours, wall_ours, cpu_ours = timed_track(ours, frame)
             box_official, wall_official, cpu_official = official.step(path)
             row = dict(frame=path.name, ours_wall_s=wall_ours, ours_cpu_s=cpu_ours,
                        official_wall_s=wall_official, official_cpu_s=cpu_official,

@@ -8,7 +8,7 @@ Two persistent processes: this one runs ours (`SiamRPNTracker.track`, the adapte
 jitted `siam.tracker_fns(config).step`: frame to the device, the exact pysot crop, the network,
 anchor decoding, penalties, window, size smoothing and clip, the box back to the host), once
 per conv_impl in `--impls`, each tracker with its own state; `--official_cmd` starts the other,
-which drives the official tracker with benchmarks/grm_vs_official.py's line protocol (ready;
+which drives the official tracker with benchmarks/side_by_side.py's line protocol (ready;
 `init <image> x y w h` -> ok; `step <image>` -> `x y w h wall_s cpu_s`, its `track()` alone timed
 in its own process; quit). This repository ships no such driver (it would import the official
 code); docs/performance.md says exactly what the one measured here does.
@@ -31,7 +31,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -40,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.common import BAG, write_result  # noqa: E402
-from benchmarks.grm_vs_official import Official, summarize_rounds  # noqa: E402
+from benchmarks.side_by_side import Official, summarize_rounds, timed_track  # noqa: E402
 from configs.siamrpn import get_config  # noqa: E402
 from siam.layers import CONV_IMPLS  # noqa: E402
 from siam.tracker import SiamRPNTracker  # noqa: E402
@@ -57,12 +56,6 @@ def _variables(config, weights: str):
         return from_official(reference_state_dict(BUNDLE), config)
     from siam.model import init_variables
     return init_variables(config.model, jax.random.PRNGKey(0))
-
-
-def _ours_step(tracker: SiamRPNTracker, frame: np.ndarray) -> tuple[np.ndarray, float, float]:
-    start, cpu = time.perf_counter(), time.process_time()
-    box = tracker.track(frame)                  # float64 host box: waits for the device
-    return box, time.perf_counter() - start, time.process_time() - cpu
 
 
 def main():
@@ -111,7 +104,7 @@ def main():
                        official_cpu_s=cpu_official, warmup=i < args.warmup,
                        order=impls[i % len(impls):] + impls[:i % len(impls)])
             for impl in row['order']:
-                box, wall, cpu = _ours_step(trackers[impl], frame)
+                box, wall, cpu = timed_track(trackers[impl], frame)
                 row.update({f'{impl}_wall_s': wall, f'{impl}_cpu_s': cpu,
                             f'{impl}_box_diff_px': float(np.abs(box - box_official).max())})
             rows.append(row)
