@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from roam import model as rm
 from roam.crop import RGB_MEAN, _bilinear, _linear_taps
@@ -323,13 +322,12 @@ def tracker_fns(config, float64_state: bool = True) -> TrackerFns:
             size = box[2:]
         feats = features(variables['vgg'], patches)
         fs = rm.compute_filter_size(jnp.ceil(boxes[0, 2:] / jnp.float32(cell)), config)
-        grads = jax.grad(loss_fn)(variables['theta0'], feats, labels, boxes, fs)
-        theta = meta_sgd_step(variables['theta0'], grads, variables['lambda0'])
-        if n_init > 1:
-            # More lambda0 steps on the nine samples (test.n_init_updates; official: 1).
-            def init_step(theta, _):
-                grads = jax.grad(loss_fn)(theta, feats, labels, boxes, fs)
-                return meta_sgd_step(theta, grads, variables['lambda0']), None
+        def init_step(theta, _):
+            grads = jax.grad(loss_fn)(theta, feats, labels, boxes, fs)
+            return meta_sgd_step(theta, grads, variables['lambda0']), None
+
+        theta, _ = init_step(variables['theta0'], None)
+        if n_init > 1:  # more lambda0 steps on the nine samples (official: 1)
             theta, _ = jax.lax.scan(init_step, theta, None, length=n_init - 1)
         g, _ = rm.apply_model(theta, feats, fs, config)
         n_feat = feats.shape[-1]

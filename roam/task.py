@@ -72,12 +72,13 @@ def skip_nonfinite(inner: optax.GradientTransformation) -> optax.GradientTransfo
     second moment for ~1 / (1 - beta2) steps (tiny's train.skip_nonfinite; not official)."""
     def update(updates, state, params=None):
         ok = jnp.isfinite(optax.global_norm(updates))
-        safe = jax.tree_util.tree_map(lambda g: jnp.where(ok, g, jnp.zeros_like(g)), updates)
-        new_updates, new_state = inner.update(safe, state, params)
-        keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
-        return (jax.tree_util.tree_map(lambda u: jnp.where(ok, u, jnp.zeros_like(u)),
-                                       new_updates),
-                jax.tree_util.tree_map(keep, new_state, state))
+
+        def if_ok(new, old):
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, updates)
+        new_updates, new_state = inner.update(if_ok(updates, zeros), state, params)
+        return if_ok(new_updates, zeros), if_ok(new_state, state)
     return optax.GradientTransformation(inner.init, update)
 
 
