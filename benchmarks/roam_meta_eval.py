@@ -133,7 +133,8 @@ def main(argv=None):
     # Tuning clips are drawn as meta-training draws them (the config's colour augmentation);
     # held-out clips as tracking sees them (no augmentation) unless --held_out_augment.
     tune = clips(config, 'train', args.tune_clips, seed=12345)
-    held = clips(config, 'val', args.clips, seed=54321, augment=args.held_out_augment)
+    held = clips(config, 'val', args.clips, seed=54321,
+                 augment=None if args.held_out_augment else False)
     tune_f = [features(c) for c in tune]
     held_f = [features(c) for c in held]
 
