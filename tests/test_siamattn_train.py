@@ -312,7 +312,6 @@ def test_tiny_adam_moves_every_group_by_the_scheduled_lr():
         SiamAttnTask(bad).make_optimizer(params)
 
 
-@pytest.mark.slow
 def _sharding_config():
     """tiny with a global batch of 4 (one image per device on 4 devices) and SGD: see
     test_four_devices_match_one_device."""
@@ -345,6 +344,7 @@ def one_device_step():
     return _one_step(_sharding_config())
 
 
+@pytest.mark.slow
 def test_one_jitted_train_step_on_the_tiny_config(one_device_step):
     """Every parameter group moves in one jitted step of the loop (tiny: everything trains
     from step 0), with a finite loss."""
