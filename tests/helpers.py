@@ -125,6 +125,20 @@ def numpy_variables(shapes, seed: int = 0):
     return jax.tree_util.tree_map_with_path(make, shapes)
 
 
+def tame_rpn_heads(params: dict) -> dict:
+    """A copy of SiamRPN++ params whose RPN heads' last layers are scaled (cls x 3e-4, loc x
+    3e-6) so that random weights give cls/loc of O(1): unscaled, they are ~1e4/1e5, every
+    anchor's exp() overflows and the tracker never moves."""
+    import jax
+    params = jax.tree_util.tree_map(lambda x: x, params)
+    for level in ('rpn2', 'rpn3', 'rpn4'):
+        for head, scale in (('cls', 3e-4), ('loc', 3e-6)):
+            last = params['rpn_head'][level][head]['head_3']
+            last['kernel'] = last['kernel'] * scale
+            last['bias'] = last['bias'] * scale
+    return params
+
+
 def flat_variables(state) -> dict:
     """{keystr: numpy array} of a train state's variables ({'params', **model_state}, on the
     host): what the sharding tests compare between processes and steps."""

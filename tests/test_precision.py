@@ -27,7 +27,7 @@ from configs import siamrpn as siam_configs
 from grm_jax import functional as grm_functional
 from grm_jax import tracker as grm_tracker
 from grm_jax.model import GRM, init_variables as grm_init
-from helpers import numpy_variables
+from helpers import numpy_variables, tame_rpn_heads
 from siam import functional as siam_functional
 from siam.model import SiamRPN, build_model, variable_shapes
 from tracking import precision
@@ -63,15 +63,7 @@ def grm():
 def siam():
     config = siam_configs.get_config('tiny')
     variables = numpy_variables(variable_shapes(config.model))
-    # As tests/test_siam_functional.py: scale the heads' last layers so that cls/loc are O(1)
-    # (random weights give ~1e4 logits, every exp() overflows and the box never moves).
-    params = jax.tree_util.tree_map(lambda x: x, variables['params'])
-    for level in ('rpn2', 'rpn3', 'rpn4'):
-        for head, scale in (('cls', 3e-4), ('loc', 3e-6)):
-            last = params['rpn_head'][level][head]['head_3']
-            last['kernel'] = last['kernel'] * scale
-            last['bias'] = last['bias'] * scale
-    return config, jax.device_put(dict(variables, params=params))
+    return config, jax.device_put(dict(variables, params=tame_rpn_heads(variables['params'])))
 
 
 # ------------------------------------------------------------------ the field and its errors
