@@ -72,7 +72,7 @@ from roam.vgg import VGG16Features, feature_size
 from siam.functional import first_argmax, state_scope
 from tracking import precision as tp
 from tracking.api import TrackerFns
-from tracking.device_crops import COEF_SCALE
+from tracking.device_crops import coefficients
 
 # ------------------------------------------------------------------ device crops
 
@@ -81,9 +81,8 @@ def _cv_taps(d, in_size, out_size, clamp: bool):
     """OpenCV uint8 INTER_LINEAR taps of output indices d (int32 [n]) for a resize
     in_size -> out_size (both traced int32): (i0, i1, c0, c1), 11-bit integer coefficients
     (`tracking.device_crops.resize_taps` for traced output indices and size)."""
-    i0, i1, w0, w1 = _linear_taps(d, in_size, out_size, clamp)
-    return (i0, i1, jnp.round(w0 * COEF_SCALE).astype(jnp.int32),
-            jnp.round(w1 * COEF_SCALE).astype(jnp.int32))
+    i0, i1, _, f = _linear_taps(d, in_size, out_size, clamp)
+    return (i0, i1) + coefficients(f)
 
 
 def resized_pixels(frame, frame_hw, out_hw, rows, cols):

@@ -112,9 +112,16 @@ def resize_taps(in_size, out_size: int, clamp: bool):
     coefficients, c0 + c1 == 2048 except at reset borders where (c0, c1) == (2048, 0)).
     """
     s, f = _floor_frac(in_size, out_size, clamp)
-    c1 = jnp.round(f * COEF_SCALE).astype(jnp.int32)                       # cvRound: half to even
-    c0 = jnp.round((jnp.float32(1) - f) * COEF_SCALE).astype(jnp.int32)
+    c0, c1 = coefficients(f)
     return jnp.clip(s, 0, in_size - 1), jnp.clip(s + 1, 0, in_size - 1), c0, c1
+
+
+def coefficients(f):
+    """OpenCV's 11-bit INTER_LINEAR coefficients of fractions f [n] float32: (c0, c1) [n]
+    int32, cvRound((1 - f) 2048) and cvRound(f 2048) (round half to even)."""
+    c1 = jnp.round(f * COEF_SCALE).astype(jnp.int32)
+    c0 = jnp.round((jnp.float32(1) - f) * COEF_SCALE).astype(jnp.int32)
+    return c0, c1
 
 
 def floor_frac(pos, in_size, clamp: bool):
