@@ -1,5 +1,6 @@
 """ROAM meta-training step (roam/meta.py) against the official reference bundle's meta.npz, plus
-the finite-difference check of the meta-gradient, the single-scan unroll and jit of the step.
+the finite-difference check of the meta-gradient and the single-scan unroll of the step (which
+tests/test_roam_train.py runs jitted).
 
 meta.npz: `ROAM.forward` (training mode) on one stored 39-crop clip with stored labels, boxes,
 look-ahead offsets and filter scales r, then `meta_loss.mean().backward()`. Tolerances (the
@@ -152,7 +153,7 @@ def _tiny_clip(config, key, n_samples, dtype=jnp.float32):
 
 def test_unroll_is_one_scan_and_step_jits():
     """The jaxpr of the meta-gradient has a scan of length time_step - 1 over the LSTM steps and
-    no per-step unroll (one look-ahead loss outside it, for step 0); the whole step jits."""
+    no per-step unroll (one look-ahead loss outside it, for step 0)."""
     config = get_config('tiny')
     lopt = rmeta.make_lopt(config)
     from roam import model as rm
@@ -171,10 +172,8 @@ def test_unroll_is_one_scan_and_step_jits():
     # look-ahead losses (plus their transposes), never once per LSTM step.
     top_level_topk = sum(e.primitive.name == 'top_k' for e in jaxpr.eqns)
     assert top_level_topk <= 2, top_level_topk
-    loss, grads = jax.jit(fn)(meta)
-    assert np.isfinite(float(loss))
-    assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
-    assert float(jnp.max(jnp.abs(grads['meta_opt']['linear']['bias']))) > 0
+    # That this step jits and gives finite values: tests/test_roam_train.py runs it jitted
+    # inside the loop's train step; the values: the fixture above and the finite differences.
 
 
 FD_SCRIPT = textwrap.dedent('''
