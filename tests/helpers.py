@@ -149,9 +149,9 @@ def flat_variables(state) -> dict:
 
 
 def assert_four_devices_match(script: str, config_json: str, out: Path, one_device: dict,
-                              timeout: int) -> None:
-    """Runs `python script config_json out` on 4 virtual CPU devices (a subprocess whose
-    __main__ saves its variables to `out` and prints 'devices=4') and checks them against
+                              timeout: int, extra_args: tuple = ()) -> None:
+    """Runs `python script config_json out *extra_args` on 4 virtual CPU devices (a subprocess
+    whose __main__ saves its variables to `out` and prints 'devices=4') and checks them against
     `one_device` ({keystr: array}, the same step in this single-device process) within
     rtol 2e-5, atol 2e-6."""
     import os
@@ -160,7 +160,7 @@ def assert_four_devices_match(script: str, config_json: str, out: Path, one_devi
     repo = Path(__file__).resolve().parents[1]
     env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(repo),
                XLA_FLAGS='--xla_force_host_platform_device_count=4')
-    run = subprocess.run([sys.executable, script, config_json, str(out)], env=env,
+    run = subprocess.run([sys.executable, script, config_json, str(out), *extra_args], env=env,
                          capture_output=True, text=True, timeout=timeout)
     assert run.returncode == 0, run.stderr[-3000:]
     assert 'devices=4' in run.stdout

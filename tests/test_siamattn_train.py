@@ -309,17 +309,19 @@ def _sharding_config():
                            'train.optimizer': "'sgd'", 'train.weight_decay': 0.0})
 
 
-def _stepper(config):
+def _stepper(config, variables=None):
     """`run(has_mask=(1, 0, 1, 1)) -> (variables before, variables after, metrics)`: one train
     step of the loop (`loop.make_train_step`, jitted once) of `config` on this process's
     devices, from the same initial state every call, on `_fake_batch(task, 4, has_mask)`; the
-    variables flattened to {keystr: numpy array}. With SGD and no weight decay the first step
+    variables flattened to {keystr: numpy array}. variables: the initial ones (default
+    `task.init_variables(PRNGKey(0))`, the official inits: zero attention gains). With SGD and no weight decay the first step
     moves a parameter by -lr x its (clipped) gradient: exactly not at all where that is 0."""
     from siam.attn_task import SiamAttnTask
     from tracking.train import loop, sharding
     task = SiamAttnTask(config)
     mesh = sharding.make_mesh()
-    variables = task.init_variables(jax.random.PRNGKey(0))
+    if variables is None:
+        variables = task.init_variables(jax.random.PRNGKey(0))
     optimizer = task.make_optimizer(variables['params'])
     step = loop.make_train_step(task, optimizer, mesh, phase=None)
 
@@ -346,10 +348,18 @@ def one_device_step(stepper):
     return stepper()
 
 
-def _device_run(config_json: str, out: str) -> None:
-    """One train step on this process's devices; saves the variables to `out`."""
+def _device_run(config_json: str, out: str, initial: str) -> None:
+    """One train step on this process's devices from the variables saved in `initial` (flat
+    keystr -> array, what `stepper` started from: the model's init is not compiled again);
+    saves the variables after it to `out`."""
     import ml_collections
-    _, after, _ = _stepper(ml_collections.ConfigDict(json.loads(config_json)))()
+
+    from siam.siamattn import variable_shapes
+    config = ml_collections.ConfigDict(json.loads(config_json))
+    saved = np.load(initial)
+    leaves, tree = jax.tree_util.tree_flatten_with_path(variable_shapes(config.model))
+    variables = tree.unflatten([saved[jax.tree_util.keystr(path)] for path, _ in leaves])
+    _, after, _ = _stepper(config, variables)()
     np.savez(out, **after)
     print(f'devices={jax.device_count()}', flush=True)
 
@@ -365,9 +375,11 @@ def test_four_devices_match_one_device(tmp_path, one_device_step):
     of its gradient on the first step (m / sqrt(v) = sign(g)), so a gradient that is zero up
     to float32 summation order (different on 4 devices) can move it by lr one way or the other:
     seen once, a layer1 kernel entry 4e-4 apart."""
+    np.savez(tmp_path / 'initial.npz', **one_device_step[0])
     assert_four_devices_match(__file__, _sharding_config().to_json(), tmp_path / '4.npz',
-                              one_device_step[1], timeout=1200)
+                              one_device_step[1], timeout=1200,
+                              extra_args=(str(tmp_path / 'initial.npz'),))
 
 
 if __name__ == '__main__':
-    _device_run(*sys.argv[1:3])
+    _device_run(*sys.argv[1:4])
