@@ -5,9 +5,10 @@ float32 on CPU, sequence vot/bag frames 0..39).
 The weights are the bundle's rebuilt state_dict through `roam.convert.from_official`; the video
 runs as jit(init) then jit(step) frame by frame over `roam.tracker_fns` (each compiled once per
 module; `track_video` is the same body in one lax.scan, held to separate runs by
-tests/test_roam_tracker.py), and the first-frame test reuses that init. Tolerances are the bundle's: boxes within 0.01 px on every frame; forward.npz arrays
-within 1e-4 x max(1, max |ref|). Cost on CPU: 9 + 39 VGG-16 crops (about 1-2 s each on 2 free
-cores) plus 7 updates; see docs/roam.md for the measured time.
+tests/test_roam_tracker.py), and the first-frame test reuses that init. Tolerances are the
+bundle's: boxes within 0.01 px on every frame; forward.npz arrays within 1e-4 x max(1, max |ref|).
+Cost on CPU: 9 + 39 VGG-16 crops (about 1-2 s each on 2 free cores) plus 7 updates; see
+docs/roam.md for the measured time.
 """
 import jax
 import jax.numpy as jnp
@@ -47,7 +48,7 @@ def tracked(bundle):
     then jit(fns.step) on frames 1..39, i.e. track_video's scan body frame by frame (the scan
     itself equals these separate runs: tests/test_roam_tracker.py). Returns state0 (shared with
     the first-frame test, so the nine-sample init runs once), boxes [40, 4] and scores [40] as
-    track_video gives them (row 0 the given box, score 1)."""
+    track_video gives them (row 0 the given box, score 1), as a dict."""
     fns = tracker_fns(bundle['config'])
     variables, frames = bundle['variables'], bundle['frames']
     hw = np.asarray(frames.shape[1:3], np.int32)
@@ -59,15 +60,15 @@ def tracked(bundle):
         state, out = step(variables, state, frame, hw)
         boxes.append(np.asarray(out['box'], np.float32))
         scores.append(np.float32(out['score']))
-    return (np.asarray(boxes, np.float64), np.asarray(scores, np.float64),
-            jax.device_get(state0))
+    return dict(boxes=np.asarray(boxes, np.float64), scores=np.asarray(scores, np.float64),
+                state0=jax.device_get(state0))
 
 
 def test_track_boxes_within_001_px(bundle, tracked):
     """Every frame's box (x, y, w, h) within 0.01 px of the official tracker's, and the chosen
     score of every tracked frame within 1e-4 x max(1, max |ref|) (row 0 of track_video is the
     given box with score 1; the official row 0 is ref_score, checked in the init test)."""
-    boxes, scores, _ = tracked
+    boxes, scores = tracked['boxes'], tracked['scores']
     ref = bundle['track']
     diff = np.abs(boxes - ref['boxes']).max(axis=1)
     print(f'\nmax box diff {diff.max():.2e} px (frame {int(diff.argmax())}); per frame: '
@@ -85,7 +86,7 @@ def test_first_frame_step_and_track_maps(bundle, tracked):
     track_G / track_R within 1e-4 x max(1, max |ref|)."""
     config, variables = bundle['config'], bundle['variables']
     ref, fwd = bundle['track'], bundle['fwd']
-    state = tracked[2]
+    state = tracked['state0']
     np.testing.assert_array_equal(np.asarray(state['filter_size']), ref['init_filter_size'])
     assert abs(float(state['ref_score']) - ref['best_scores'][0]) <= 1e-4
     flat = np.asarray(theta_to_flat(state['theta']))

@@ -314,8 +314,9 @@ def _stepper(config, variables=None):
     step of the loop (`loop.make_train_step`, jitted once) of `config` on this process's
     devices, from the same initial state every call, on `_fake_batch(task, 4, has_mask)`; the
     variables flattened to {keystr: numpy array}. variables: the initial ones (default
-    `task.init_variables(PRNGKey(0))`, the official inits: zero attention gains). With SGD and no weight decay the first step
-    moves a parameter by -lr x its (clipped) gradient: exactly not at all where that is 0."""
+    `task.init_variables(PRNGKey(0))`, the official inits: zero attention gains). With SGD and
+    no weight decay the first step moves a parameter by -lr x its (clipped) gradient: exactly
+    not at all where that is 0."""
     from siam.attn_task import SiamAttnTask
     from tracking.train import loop, sharding
     task = SiamAttnTask(config)
