@@ -64,6 +64,9 @@ def _train(**kw):
         meta_opt_b2=0.999,          # Adam beta2 of the LSTM group (official: torch default)
         colour_augment=False,       # per-clip RGB permutation/inversion (roam.clips; tiny only)
         skip_nonfinite=False,       # skip batches with a non-finite meta-gradient (tiny only)
+        # Where the LSTM steps' meta-gradient is cut (roam.meta.meta_gradient_mode):
+        # 'official' (metanets.py:65, roam.py:108) or 'full' (through the whole unroll).
+        meta_gradient='official',
         lr_decay=0.5,
         lr_decay_every_epochs=5,
         num_epochs=20,

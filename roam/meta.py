@@ -30,7 +30,9 @@ tyyyang/ROAM 9adedf4, "roam.py:N" below):
 
 So theta0 and lambda0 get gradient only from step 0's look-ahead loss, the LSTM only through
 the rates and its carry. The VGG features are computed once per clip (`meta_train_loss`) and
-feed every step; they are under stop_gradient (frozen extractor).
+feed every step; they are under stop_gradient (frozen extractor). `train.meta_gradient = 'full'`
+(not official; `meta_gradient_mode`) keeps phi_k and g_k unstopped in steps 1..T-1, so the
+LSTM's meta-gradient is that of the whole unroll (only its inputs stopped).
 
 Batches of clips: the official code puts 4 clips in one GPU's forward, where they share one
 inner problem (one theta updated on the joint loss, one top-k over all of them, one r);
@@ -79,6 +81,27 @@ def make_lopt(config) -> CoordinatewiseLSTM:
     m = config.model
     return CoordinatewiseLSTM(m.lstm_hidden, m.lstm_layers, m.lstm_bias_init,
                               m.grad_preprocess_p)
+
+
+META_GRADIENT_MODES = ('official', 'full')
+
+
+def meta_gradient_mode(config) -> str:
+    """config.train.meta_gradient: where the LSTM steps' meta-gradient is cut.
+
+    'official' (default): stop_gradient on phi_k and on the inner gradient g_k and loss
+        (metanets.py:65, roam.py:108): rate_k is scored only by step k's own look-ahead loss.
+    'full': nothing stopped inside the LSTM steps but the LSTM's inputs: rate_k is also scored
+        by the look-ahead losses of the later steps, through phi_{k+1} and the later inner
+        gradients (second order through every g_k).
+    In both modes theta0 and lambda0 get gradient from step 0's look-ahead loss only, as in the
+    official code (the LSTM steps start from stop_gradient(phi1)), and the forward is the same.
+    """
+    mode = str(config.train.get('meta_gradient', 'official'))
+    if mode not in META_GRADIENT_MODES:
+        raise ValueError(f'config.train.meta_gradient: {mode!r} is not one of '
+                         f'{META_GRADIENT_MODES}')
+    return mode
 
 
 def _loss(phi, scales, feats, labels, boxes, fs, config):
@@ -131,16 +154,20 @@ def meta_loss(meta: dict, clip: ClipData, config, lopt: CoordinatewiseLSTM | Non
         lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
         opt.init(phi1))
 
+    mode = meta_gradient_mode(config)
+
     def body(carry, k):
         phi, state = carry
-        phi = sg(phi)                                   # metanets.py:65 flat_params.detach()
+        if mode == 'official':
+            phi = sg(phi)                               # metanets.py:65 flat_params.detach()
         first = n_init + k * tau                        # first frame after the window
         fs = rm.compute_filter_size(_take(boxes, first, 1)[0, 2:], config)
         win = first - tau
         (l, a), g = jax.value_and_grad(_loss, has_aux=True)(
             phi, r, _take(feats, win, tau), _take(labels, win, tau), _take(boxes, win, tau),
             fs, config)
-        g, l = sg(g), sg(l)                             # roam.py:108, no create_graph
+        if mode == 'official':
+            g, l = sg(g), sg(l)                         # roam.py:108, no create_graph
         updates, state = opt.update(g, state, phi, value=l)   # inputs stopped in lopt.inputs
         new_phi = jax.tree_util.tree_map(jnp.add, phi, updates)   # detach(phi) - rate * g
         j = first + clip.deltas[k]
@@ -153,7 +180,9 @@ def meta_loss(meta: dict, clip: ClipData, config, lopt: CoordinatewiseLSTM | Non
                    pos_look=b['pos_idx'])
         return (new_phi, state), out
 
-    _, outs = jax.lax.scan(body, (phi1, state0), jnp.arange(1, steps))
+    # theta0 and lambda0 get gradient from step 0's look-ahead loss only, in every mode: the
+    # LSTM steps start from stop_gradient(phi1) (in 'official' mode the body stops it anyway).
+    _, outs = jax.lax.scan(body, (sg(phi1), state0), jnp.arange(1, steps))
 
     first = jnp.stack([a0['map_loss'], a0['bbox_loss'], b0['map_loss'], b0['bbox_loss']])
     losses = jnp.concatenate([first[None], outs['losses']], 0)

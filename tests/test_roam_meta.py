@@ -291,6 +291,51 @@ FD_SCRIPT = textwrap.dedent('''
     rebuilt = jax.grad(lstm_objective)(meta['meta_opt'])
     grad_errors = [float(jnp.max(jnp.abs(a / T - b)) / jnp.max(jnp.abs(b)))
                    for a, b in zip(tdef.flatten_up_to(rebuilt), gl)]
+
+    # train.meta_gradient = 'full': phi_k and g_k are not stopped inside the LSTM steps, only
+    # the LSTM's inputs are. Same forward; theta0 / lambda0 get the same gradient (step 0's
+    # look-ahead loss only); the LSTM's gradient is that of the unrolled objective with the
+    # inputs held: phi and the inner gradients are recomputed along the way here.
+    config.train.meta_gradient = 'full'
+    run_full = jax.jit(lambda mm: rmeta.meta_loss(mm, clip, config))
+    grads_full = jax.jit(jax.grad(lambda mm: rmeta.meta_loss(mm, clip, config)[0]))(meta)
+    same_forward = float(abs(run_full(meta)[0] - run(meta)[0]))
+    same_init = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(
+        jax.tree_util.tree_leaves((grads_full['theta0'], grads_full['lambda0'])),
+        jax.tree_util.tree_leaves((grads['theta0'], grads['lambda0']))))
+    def flat_loss(p, lo, n, fs):
+        return rm.update_loss(scale_params(unflat(p, meta['theta0']), scales), feats[lo:lo + n],
+                              labels[lo:lo + n], boxes[lo:lo + n], fs, config)[0]
+    def lstm_objective_full(mo):
+        carry = LSTMCarry(*[jnp.zeros((m.lstm_layers, r.size, m.lstm_hidden))] * 2)
+        p, total = phi[1], 0.0
+        for t in range(1, T):
+            first = n_init + t * tau
+            fs = rm.compute_filter_size(boxes[first, 2:], config)
+            gt = jax.grad(flat_loss)(p, first - tau, tau, fs)
+            x = lopt.inputs(prev[t - 1], g[t], phi[t], ell[t])
+            rate, carry = lstm_cell(mo, carry, x.astype(jnp.float64))
+            p = p - rate * gt
+            total = total + flat_loss(p, first + int(deltas_np[t]), 1, fs)
+        return total
+    lstm_objective_full = jax.jit(lstm_objective_full)
+    full_value = abs(float(lstm_objective_full(meta['meta_opt']))
+                     - float(jnp.sum(aux['losses'][1:, 2] + aux['losses'][1:, 3])))
+    full_errors = []
+    gl_full = tdef.flatten_up_to(grads_full['meta_opt'])
+    for li, (x, gx) in enumerate(zip(leaves, gl_full)):
+        for _ in range(2):
+            v = rng.standard_normal(x.shape)
+            v = jnp.asarray(v / np.linalg.norm(v))
+            f = lambda d: float(lstm_objective_full(
+                tdef.unflatten(leaves[:li] + [x + d * v] + leaves[li + 1:])))
+            fd = (f(1e-4) - f(-1e-4)) / 2e-4 / T
+            an = float(jnp.vdot(gx, v))
+            full_errors.append(abs(fd - an) / max(1e-8, abs(an), abs(fd)))
+            print('full', li, an, fd, full_errors[-1])
+    differs = max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+                  for a, b in zip(gl_full, gl))
+    print('FULL', same_forward, same_init, full_value, max(full_errors), differs)
     print('RESULT', max(init_errors), max(lstm_errors), max(grad_errors))
 ''')
 
@@ -310,15 +355,37 @@ def test_meta_gradient_finite_differences():
       difference's cancellation error (u |f| / eps) is 1e-5 absolute at eps 1e-6 and 1e-7 at
       1e-4, as large as the derivatives of the entries that act only through the carry of the
       second LSTM step (1e-7..1e-2). Entry by entry, jax.grad of the rebuilt objective equals
-      the meta-gradient within 1e-8 of each leaf's largest entry (measured: 7e-10)."""
+      the meta-gradient within 1e-8 of each leaf's largest entry (measured: 7e-10);
+    - train.meta_gradient = 'full' (the LSTM's gradient through the whole unroll): the same
+      forward and theta0/lambda0 gradient as the official mode (exactly), an LSTM gradient
+      that differs from it, and against central differences of the unrolled objective with
+      only the LSTM's inputs held (phi_k and the inner gradients recomputed along the way),
+      every leaf along two random directions within 1e-6 relative (measured: 1e-7)."""
     env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=REPO)
     out = subprocess.run([sys.executable, '-c', FD_SCRIPT], capture_output=True, text=True,
                          env=env, cwd=REPO, timeout=1800)
     assert out.returncode == 0, out.stderr[-3000:]
-    init_worst, lstm_worst, rebuilt_worst = (
-        float(v) for v in out.stdout.strip().splitlines()[-1].split()[1:])
+    lines = out.stdout.strip().splitlines()
+    init_worst, lstm_worst, rebuilt_worst = (float(v) for v in lines[-1].split()[1:])
+    same_forward, same_init, full_value, full_worst, full_differs = (
+        float(v) for v in lines[-2].split()[1:])
     print(f'\nfinite differences: theta0/lambda0 worst {init_worst:.1e}; LSTM directional worst '
           f'{lstm_worst:.1e}; rebuilt objective\'s jax.grad vs meta-gradient {rebuilt_worst:.1e}')
     assert init_worst <= 1e-5, out.stdout
     assert lstm_worst <= 1e-6, out.stdout
     assert rebuilt_worst <= 1e-8, out.stdout
+    print(f"meta_gradient='full': forward {same_forward:.1e} and theta0/lambda0 gradient "
+          f"{same_init:.1e} from the official mode's; rebuilt objective {full_value:.1e} from "
+          f"the run's look-ahead sum; LSTM directional worst {full_worst:.1e}; LSTM gradient "
+          f"{full_differs:.1e} (relative) from the official one")
+    assert same_forward == 0.0 and same_init == 0.0, out.stdout
+    assert full_value <= 1e-9 * 8e4, out.stdout
+    assert full_worst <= 1e-6, out.stdout
+    assert full_differs > 1e-3, out.stdout
+
+
+def test_unknown_meta_gradient_mode_names_the_key():
+    config = get_config('tiny')
+    config.train.meta_gradient = 'first_order'
+    with pytest.raises(ValueError, match='config.train.meta_gradient'):
+        rmeta.meta_gradient_mode(config)
