@@ -88,6 +88,9 @@ def _train(c):
     t.rois = 16                      # RoIs sampled per search image (box head)
     t.mask_rois = 16                 # the first mask_rois of them also train the mask head
     t.roi_fg_thresh = 0.5            # FG_THRESH; FG_FRACTION 1: every RoI is foreground
+    # > 0: the mask RoIs are drawn on their own among candidates with IoU >= this (tiny);
+    # 0: they are the first mask_rois of the box RoIs (official).
+    t.mask_roi_fg_thresh = 0.0
     # Backbone: layer2-4 unfrozen at epoch 10 with lr x 0.05 (paper: "20x smaller").
     t.backbone_train_epoch = 10
     t.backbone_lr_mult = 0.05

@@ -124,6 +124,11 @@ class SiamAttnTask(SiamRPNTask):
                                   float(t.roi_fg_thresh), int(self.config.model.search_size))
             boxes = sampled['boxes']
             mask_boxes = boxes[:, :self.num_mask_rois]
+            mask_thresh = float(t.get('mask_roi_fg_thresh', 0.0))
+            if mask_thresh > 0:     # tiny: the mask RoIs drawn on their own, tighter
+                mask_boxes = sample_rois(jax.random.fold_in(rng, 1), proposals, search_box,
+                                         self.num_mask_rois, mask_thresh,
+                                         int(self.config.model.search_size))['boxes']
             return dict(box_rois=roi_rows(boxes, half_pixel=True),
                         mask_rois=roi_rows(mask_boxes, half_pixel=False),
                         boxes=boxes, mask_boxes=mask_boxes, iou=sampled['iou'])

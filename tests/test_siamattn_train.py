@@ -131,6 +131,31 @@ def test_roi_sampling_rule():
     np.testing.assert_array_equal(out['index'], [[3, 3, 3, 3]])
 
 
+def test_mask_rois_drawn_on_their_own_with_mask_roi_fg_thresh():
+    """train.mask_roi_fg_thresh 0 (official): the mask RoIs are the first mask_rois box RoIs;
+    > 0: drawn separately among the candidates with IoU >= it (the target box always is one)."""
+    from siam.attn_task import SiamAttnTask
+    from siam.targets import corners_iou, cxcywh_to_corners
+
+    search_box = jnp.asarray([[100.0, 110.0, 160.0, 150.0], [60.0, 70.0, 130.0, 120.0]])
+    for thresh in (0.0, 0.8):
+        task = SiamAttnTask(_tiny_config(**{'train.mask_roi_fg_thresh': thresh,
+                                            'train.mask_rois': 3}))
+        size = int(task.config.data.output_size)
+        loc = 0.3 * jax.random.normal(jax.random.PRNGKey(1), (2, size, size, 4 * task.anchor_num))
+        rois = task.select_rois(jax.random.PRNGKey(0), search_box)(None, loc)
+        assert rois['mask_boxes'].shape == (2, 3, 4)
+        assert rois['mask_rois'].shape == (6, 5)
+        iou = np.asarray(corners_iou(cxcywh_to_corners(rois['mask_boxes']), search_box[:, None]))
+        if thresh == 0:
+            np.testing.assert_array_equal(rois['mask_boxes'], rois['boxes'][:, :3])
+            assert iou.min() >= 0.5 - 1e-6
+        else:
+            assert iou.min() >= 0.8 - 1e-6
+            assert not np.array_equal(np.asarray(rois['mask_boxes']),
+                                      np.asarray(rois['boxes'][:, :3]))
+
+
 def test_roi_aligned_mask_target_on_a_hand_made_mask():
     mask = np.zeros((1, 8, 8), np.uint8)
     mask[0, :, :4] = 1                                     # left half
