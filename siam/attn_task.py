@@ -10,7 +10,8 @@ targets, pysot pairs); what SiamAttn adds:
 - RoIs: per search image `rois` boxes sampled among the detached RPN proposals (decoded on the
   anchor grid, clipped to the crop) and the target box with IoU >= roi_fg_thresh
   (`siam.targets.sample_rois`); the box head sees all of them, the mask head the first
-  `mask_rois` (a random subset: the sample order is random);
+  `mask_rois` (a random subset: the sample order is random), or, with mask_roi_fg_thresh > 0
+  (tiny), `mask_rois` boxes drawn on their own among the candidates with IoU >= it;
 - every parameter outside the backbone trains from step 0 (DSA, RPN, fusion, box and mask heads:
   unlike the official release, whose optimizer omits the attention, fusion and box head);
 - samples carry `search_mask` [255, 255] uint8 and `has_mask` (`PysotPairSampler(masks=True)`).
