@@ -12,7 +12,8 @@ model of the config):
                  box head's refinement (deltas x stds, the tracker's decoding).
 Usage:
   python benchmarks/siamattn_masks.py --config configs/siamattn.py:tiny --checkpoint WORKDIR \
-      [--sequences 30] [--every 10] [--out results.json]
+      [--set model.refine.channels=32 ...] [--sequences 30] [--every 10] [--out results.json]
+(--set: the overrides the workdir was trained with, so the model matches its checkpoint.)
 """
 from __future__ import annotations
 
@@ -114,6 +115,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default='configs/siamattn.py:tiny')
     parser.add_argument('--checkpoint', required=True, help='training workdir or checkpoint')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help='config override (as train.py --config.KEY=VALUE), repeatable')
     parser.add_argument('--sequences', type=int, default=30)
     parser.add_argument('--every', type=int, default=10, help='every n-th visible frame')
     parser.add_argument('--out', default='')
@@ -123,7 +126,7 @@ def main(argv=None):
     from tracking.data.synthetic import load_synthetic
     from tracking.variables import load_variables, untrained_variables
 
-    config = load_config(args.config)
+    config = load_config(args.config, args.set)
     m = config.model
     frames = []
     for sequence in load_synthetic('test', config.data.roots.get('synthetic') or None,
@@ -141,7 +144,8 @@ def main(argv=None):
         print(name, json.dumps(results[name]), flush=True)
     if args.out:
         with open(args.out, 'w') as f:
-            json.dump(dict(config=args.config, checkpoint=args.checkpoint, **results), f, indent=1)
+            json.dump(dict(config=args.config, overrides=args.set, checkpoint=args.checkpoint,
+                           **results), f, indent=1)
 
 
 if __name__ == '__main__':
