@@ -274,19 +274,24 @@ FD_SCRIPT = textwrap.dedent('''
     # u |f| / eps = 1e-16 * 8e4 / eps: 1e-5 absolute at eps 1e-6, as large as the smallest
     # entries' derivatives. Each leaf is checked instead along two random unit directions at
     # eps 1e-4 (the directional derivatives are 1e1..1e5, so rounding stays ~1e-8 relative).
-    lstm_errors = []
     leaves, tdef = jax.tree_util.tree_flatten(meta['meta_opt'])
     gl = tdef.flatten_up_to(grads['meta_opt'])
-    for li, (x, gx) in enumerate(zip(leaves, gl)):
-        for _ in range(2):
-            v = rng.standard_normal(x.shape)
-            v = jnp.asarray(v / np.linalg.norm(v))
-            f = lambda d: float(lstm_objective(
-                tdef.unflatten(leaves[:li] + [x + d * v] + leaves[li + 1:])))
-            fd = (f(1e-4) - f(-1e-4)) / 2e-4 / T
-            an = float(jnp.vdot(gx, v))
-            lstm_errors.append(abs(fd - an) / max(1e-8, abs(an), abs(fd)))
-            print('lstm', li, an, fd, lstm_errors[-1])
+
+    def directional_errors(objective, grad_leaves, tag):
+        errors = []
+        for li, (x, gx) in enumerate(zip(leaves, grad_leaves)):
+            for _ in range(2):
+                v = rng.standard_normal(x.shape)
+                v = jnp.asarray(v / np.linalg.norm(v))
+                f = lambda d: float(objective(
+                    tdef.unflatten(leaves[:li] + [x + d * v] + leaves[li + 1:])))
+                fd = (f(1e-4) - f(-1e-4)) / 2e-4 / T
+                an = float(jnp.vdot(gx, v))
+                errors.append(abs(fd - an) / max(1e-8, abs(an), abs(fd)))
+                print(tag, li, an, fd, errors[-1])
+        return errors
+
+    lstm_errors = directional_errors(lstm_objective, gl, 'lstm')
     # The rebuilt objective's own jax.grad against the meta-gradient, entry by entry.
     rebuilt = jax.grad(lstm_objective)(meta['meta_opt'])
     grad_errors = [float(jnp.max(jnp.abs(a / T - b)) / jnp.max(jnp.abs(b)))
@@ -321,18 +326,8 @@ FD_SCRIPT = textwrap.dedent('''
     lstm_objective_full = jax.jit(lstm_objective_full)
     full_value = abs(float(lstm_objective_full(meta['meta_opt']))
                      - float(jnp.sum(aux['losses'][1:, 2] + aux['losses'][1:, 3])))
-    full_errors = []
     gl_full = tdef.flatten_up_to(grads_full['meta_opt'])
-    for li, (x, gx) in enumerate(zip(leaves, gl_full)):
-        for _ in range(2):
-            v = rng.standard_normal(x.shape)
-            v = jnp.asarray(v / np.linalg.norm(v))
-            f = lambda d: float(lstm_objective_full(
-                tdef.unflatten(leaves[:li] + [x + d * v] + leaves[li + 1:])))
-            fd = (f(1e-4) - f(-1e-4)) / 2e-4 / T
-            an = float(jnp.vdot(gx, v))
-            full_errors.append(abs(fd - an) / max(1e-8, abs(an), abs(fd)))
-            print('full', li, an, fd, full_errors[-1])
+    full_errors = directional_errors(lstm_objective_full, gl_full, 'full')
     differs = max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
                   for a, b in zip(gl_full, gl))
     print('FULL', same_forward, same_init, full_value, max(full_errors), differs)
