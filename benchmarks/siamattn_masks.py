@@ -9,7 +9,10 @@ model of the config):
                  (`siam.targets.roi_mask_targets`, the training target);
   box_mask_iou   the same for a box-shaped mask (every cell of the RoI set): the baseline;
   refine_before / refine_after: mean IoU with the GT of the jittered boxes before / after the
-                 box head's refinement (deltas x stds, the tracker's decoding).
+                 box head's refinement (deltas x stds, the tracker's decoding);
+  by_fill        mask_iou, box_mask_iou and the predicted fill per group of frames, grouped by
+                 the fraction of the RoI the rendered mask fills (FILL_GROUPS: 1 for an
+                 unoccluded rectangle, about pi/4 for an ellipse, less when occluded or cut).
 Usage:
   python benchmarks/siamattn_masks.py --config configs/siamattn.py:tiny --checkpoint WORKDIR \
       [--set model.refine.channels=32 ...] [--sequences 30] [--every 10] [--out results.json]
@@ -91,9 +94,14 @@ def make_measure(config):
     return measure
 
 
+# (name, low, high): frames whose GT fill fraction of the RoI lies in [low, high).
+FILL_GROUPS = (('rectangles (fill > 0.95)', 0.95, 1.01), ('ellipses (fill 0.70-0.85)', 0.70, 0.85),
+               ('occluded or cut (fill < 0.70)', 0.0, 0.70))
+
+
 def evaluate(config, variables, frames, measure, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    mask_iou, box_iou, before, after = [], [], [], []
+    mask_iou, box_iou, before, after, fill = [], [], [], [], []
     for z, x, box, mask in frames:
         jitter = np.concatenate([rng.uniform(-0.15, 0.15, 2), rng.uniform(-0.2, 0.2, 2)])
         logits, target, refined, moved = (np.asarray(v) for v in measure(
@@ -104,11 +112,19 @@ def evaluate(config, variables, frames, measure, seed: int = 0) -> dict:
             continue
         mask_iou.append((pred & gt).sum() / (pred | gt).sum())
         box_iou.append(gt.sum() / gt.size)       # all-ones mask: IoU = |gt| / |RoI|
+        fill.append(pred.mean())
         before.append(_iou_xyxy(moved, box))
         after.append(_iou_xyxy(refined, box))
+    mask_iou, box_iou, fill = np.asarray(mask_iou), np.asarray(box_iou), np.asarray(fill)
+    by_fill = {}
+    for name, low, high in FILL_GROUPS:
+        sel = (box_iou >= low) & (box_iou < high)
+        by_fill[name] = dict(frames=int(sel.sum()), mask_iou=float(mask_iou[sel].mean()),
+                             box_mask_iou=float(box_iou[sel].mean()),
+                             predicted_fill=float(fill[sel].mean()))
     return dict(frames=len(mask_iou), mask_iou=float(np.mean(mask_iou)),
                 box_mask_iou=float(np.mean(box_iou)), refine_before=float(np.mean(before)),
-                refine_after=float(np.mean(after)))
+                refine_after=float(np.mean(after)), by_fill=by_fill)
 
 
 def main(argv=None):
