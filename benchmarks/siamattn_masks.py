@@ -9,7 +9,9 @@ model of the config):
                  (`siam.targets.roi_mask_targets`, the training target);
   box_mask_iou   the same for a box-shaped mask (every cell of the RoI set): the baseline;
   refine_before / refine_after: mean IoU with the GT of the jittered boxes before / after the
-                 box head's refinement (deltas x stds, the tracker's decoding);
+                 box head's refinement (deltas x stds, the tracker's decoding, no clipping);
+                 refine_after averages the finite IoUs, refine_nonfinite counts the others
+                 (an untrained head's deltas can overflow exp);
   by_fill        mask_iou, box_mask_iou and the predicted fill per group of frames, grouped by
                  the fraction of the RoI the rendered mask fills (FILL_GROUPS: 1 for an
                  unoccluded rectangle, about pi/4 for an ellipse, less when occluded or cut).
@@ -122,9 +124,12 @@ def evaluate(config, variables, frames, measure, seed: int = 0) -> dict:
         by_fill[name] = dict(frames=int(sel.sum()), mask_iou=float(mask_iou[sel].mean()),
                              box_mask_iou=float(box_iou[sel].mean()),
                              predicted_fill=float(fill[sel].mean()))
+    after = np.asarray(after)
+    finite = np.isfinite(after)   # an untrained box head's deltas can overflow exp()
     return dict(frames=len(mask_iou), mask_iou=float(np.mean(mask_iou)),
                 box_mask_iou=float(np.mean(box_iou)), refine_before=float(np.mean(before)),
-                refine_after=float(np.mean(after)), by_fill=by_fill)
+                refine_after=float(np.mean(after[finite])) if finite.any() else float('nan'),
+                refine_nonfinite=int((~finite).sum()), by_fill=by_fill)
 
 
 def main(argv=None):
