@@ -173,14 +173,15 @@ def test_tiny_model_shapes_and_converter_round_trip():
 
     config = get_config('tiny')
     box_pool, pool = pool_sizes(config.model.refine)   # tiny: 4x4 box pool, 8x8 mask pool
+    ch = config.model.refine.channels                   # tiny: 32
     shapes = variable_shapes(config.model)
     assert set(shapes) == {'params', 'batch_stats'}     # no sown intermediates
     rng = np.random.default_rng(0)
     variables = jax.tree_util.tree_map(
         lambda spec: rng.standard_normal(spec.shape).astype(spec.dtype), shapes)
     state_dict = to_official(variables)
-    assert state_dict['mask_head.upsample.weight'].shape == (16, 16, 4, 4)      # (I, O, kh, kw)
-    assert state_dict['bbox_head.tail_det.0.weight'].shape == (32, 16 * box_pool ** 2)
+    assert state_dict['mask_head.upsample.weight'].shape == (ch, ch, 4, 4)      # (I, O, kh, kw)
+    assert state_dict['bbox_head.tail_det.0.weight'].shape == (32, ch * box_pool ** 2)
     assert state_dict['feature_enhance.pams.0.gamma'].shape == (1,)
     restored = from_official(state_dict, config)
     jax.tree_util.tree_map(np.testing.assert_array_equal, restored, variables)
@@ -192,8 +193,8 @@ def test_tiny_model_shapes_and_converter_round_trip():
     z, x, box_rois, mask_rois = dummy_inputs(config.model, batch=2, rois=3)
     out = jax.eval_shape(lambda v: model.apply(v, z, x, box_rois, mask_rois), shapes)
     assert out['cls'].shape == (2, 25, 25, 10) and out['loc'].shape == (2, 25, 25, 20)
-    assert out['box_features'].shape == (2, 25, 25, 16)
-    assert out['mask_features'].shape == (2, 63, 63, 16)
+    assert out['box_features'].shape == (2, 25, 25, ch)
+    assert out['mask_features'].shape == (2, 63, 63, ch)
     assert out['box']['deltas'].shape == (3, 4)
     assert out['box']['offsets'].shape == (3, box_pool, box_pool, 2)
     assert out['mask']['logits'].shape == (3, 4 * pool, 4 * pool, 1)   # stride-4 upsampling
