@@ -173,7 +173,8 @@ def test_tiny_model_shapes_and_converter_round_trip():
 
     config = get_config('tiny')
     box_pool, pool = pool_sizes(config.model.refine)   # tiny: 4x4 box pool, 8x8 mask pool
-    ch = config.model.refine.channels                   # tiny: 32
+    ch = config.model.refine.channels
+    assert ch == 32                                     # tiny's refinement width
     shapes = variable_shapes(config.model)
     assert set(shapes) == {'params', 'batch_stats'}     # no sown intermediates
     rng = np.random.default_rng(0)
